@@ -1,0 +1,190 @@
+"""The cache: where clusters live, the content hash that names a template, and the locks.
+
+Like Rails' ``maintain_test_schema``, a template is keyed by a hash of what built it (file
+contents, migrations, server major), so a changed file is a new template and an unchanged one
+costs nothing. The embedded cluster is kept across sessions (on tmpfs when there is one); one
+session owns it at a time through a file lock, and a second concurrent session gets a private,
+throwaway cluster instead of waiting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets as _random
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from .config import SchemaSet
+from .errors import ConfigError
+from .server import EmbeddedCluster, OsUser, PgBinaries
+
+CACHE_FORMAT = "1"  # bump when the template layout changes, so old templates are not reused
+CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by pytest-schemasync.\n"
+    "# For information about cache directory tags, see:\n"
+    "#\thttps://bford.info/cachedir/spec.html\n"
+)
+MAX_SOCKET_PATH = 100  # sun_path is 108 bytes; leave room for "/.s.PGSQL.NNNNN"
+
+
+def default_cache_root() -> Path:
+    """A per-user folder on tmpfs when one is writable (clones are ~10x faster there)."""
+    uid = os.getuid()
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return shm / f"pytest-schemasync-{uid}"
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "pytest-schemasync"
+
+
+def ensure_cache_dir(path: Path) -> Path:
+    """Create ``path`` with a CACHEDIR.TAG atomically (a temp sibling renamed into place)."""
+    if path.is_dir():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot create the cache directory {path}: {exc.strerror}. Choose a writable "
+            f"one with --schemasync-cache-dir / SCHEMASYNC_CACHE_DIR."
+        ) from None
+    (tmp / "CACHEDIR.TAG").write_text(CACHEDIR_TAG)
+    os.chmod(tmp, 0o755)  # the unprivileged server user must traverse it
+    try:
+        tmp.rename(path)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # another process won the race; use theirs
+        if not path.is_dir():
+            raise
+    return path
+
+
+def content_hash(schema_set: SchemaSet, files: list[Path], server_major: int,
+                 extra: tuple[str, ...] = ()) -> str:
+    """Hash of everything that shapes a template: paths, bytes, order, server major."""
+    digest = hashlib.sha256()
+    digest.update(f"schemasync:{CACHE_FORMAT}:pg{server_major}:{schema_set.name}\n".encode())
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    for item in extra:
+        digest.update(item.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def _socket_dir(preferred: Path) -> Path:
+    if len(str(preferred)) <= MAX_SOCKET_PATH:
+        return preferred
+    tag = hashlib.sha256(str(preferred).encode()).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"schemasync-{tag}"
+
+
+@dataclass
+class ClusterLease:
+    """An embedded cluster this session owns until ``release``."""
+
+    cluster: EmbeddedCluster
+    lock: FileLock
+    cached: bool  # the shared cluster that keeps templates across sessions
+    private_dir: Path | None = None
+    found_orphan: bool = False
+
+    def release(self) -> None:
+        try:
+            self.cluster.stop()
+        finally:
+            if self.private_dir is not None:
+                shutil.rmtree(self.private_dir, ignore_errors=True)
+                if self.cluster.socket_dir.is_relative_to(Path(tempfile.gettempdir())):
+                    shutil.rmtree(self.cluster.socket_dir, ignore_errors=True)
+            self.lock.release()
+
+
+def _stop_orphan(cluster: EmbeddedCluster) -> bool:
+    """Stop a postmaster left running by a session that was killed (we hold its lock now)."""
+    if cluster.running_pid() is None:
+        return False
+    cluster.stop(mode="immediate")
+    return True
+
+
+def sweep_private_clusters(root: Path, binaries: PgBinaries, os_user: OsUser | None) -> int:
+    """Remove private clusters whose owning session is gone (their lock is free)."""
+    private = root / "private"
+    removed = 0
+    if not private.is_dir():
+        return 0
+    for entry in private.iterdir():
+        lock_path = entry / "owner.lock"
+        if not entry.is_dir():
+            continue
+        lock = FileLock(str(lock_path))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            continue
+        try:
+            socket_file = entry / "socket-dir"
+            socket_dir = Path(socket_file.read_text()) if socket_file.exists() else entry / "run"
+            cluster = EmbeddedCluster(binaries, entry / "data", socket_dir, os_user=os_user)
+            _stop_orphan(cluster)
+            shutil.rmtree(entry, ignore_errors=True)
+            if socket_dir != entry / "run":
+                shutil.rmtree(socket_dir, ignore_errors=True)
+            removed += 1
+        finally:
+            lock.release()
+    return removed
+
+
+def acquire_cluster(root: Path, binaries: PgBinaries, os_user: OsUser | None) -> ClusterLease:
+    """Own the cached cluster for this session, or a private one if another session has it."""
+    ensure_cache_dir(root)
+    base = root / f"pg{binaries.major}-{hashlib.sha256(str(binaries.bindir).encode()).hexdigest()[:6]}"
+    base.mkdir(exist_ok=True)
+    sweep_private_clusters(root, binaries, os_user)
+    lock = FileLock(str(base / "cluster.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return _private_cluster(root, binaries, os_user)
+    try:
+        cluster = EmbeddedCluster(binaries, base / "data", _socket_dir(base / "run"),
+                                  os_user=os_user)
+        orphan = _stop_orphan(cluster)
+        if not cluster.initialized:
+            cluster.initialize()
+        cluster.start()
+    except BaseException:
+        lock.release()
+        raise
+    return ClusterLease(cluster=cluster, lock=lock, cached=True, found_orphan=orphan)
+
+
+def _private_cluster(root: Path, binaries: PgBinaries, os_user: OsUser | None) -> ClusterLease:
+    private = root / "private"
+    private.mkdir(exist_ok=True)
+    os.chmod(private, 0o755)
+    entry = private / f"{os.getpid()}-{_random.token_hex(3)}"
+    entry.mkdir()
+    lock = FileLock(str(entry / "owner.lock"))
+    lock.acquire(timeout=0)
+    try:
+        socket_dir = _socket_dir(entry / "run")
+        (entry / "socket-dir").write_text(str(socket_dir))
+        cluster = EmbeddedCluster(binaries, entry / "data", socket_dir, os_user=os_user)
+        cluster.initialize()
+        cluster.start()
+    except BaseException:
+        lock.release()
+        shutil.rmtree(entry, ignore_errors=True)
+        raise
+    return ClusterLease(cluster=cluster, lock=lock, cached=False, private_dir=entry)

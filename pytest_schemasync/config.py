@@ -1,0 +1,295 @@
+"""One typed configuration object, built from CLI flags, environment, ini keys and pyproject.
+
+Scalar options are declared once in ``OPTIONS``: the pytest layer registers each as an ini key
+(``schemasync_<name>``) and a ``--schemasync-<name>`` flag with the same help text; the
+``schemasync`` command registers the same flags. Schema sets are structured, so they live in
+``[tool.schemasync.sets.<name>]`` of ``pyproject.toml``.
+
+Precedence: command-line flag, then environment variable, then pytest ini key, then
+``[tool.schemasync]``, then the default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # snake_case; ini key schemasync_<name>, flag --schemasync-<name-with-dashes>
+    help: str
+    kind: str = "str"  # "str" | "bool" | "int" | "path"
+    default: Any = None
+    env: str | None = None
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def flag(self) -> str:
+        return "--schemasync-" + self.name.replace("_", "-")
+
+    @property
+    def ini(self) -> str:
+        return "schemasync_" + self.name
+
+    @property
+    def toml_key(self) -> str:
+        return self.name.replace("_", "-")
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("server_url", "Use this existing PostgreSQL server (libpq URL) instead of starting "
+           "an embedded one; test databases are created there and dropped afterwards.",
+           env="SCHEMASYNC_SERVER_URL"),
+    Option("pg_bindir", "PostgreSQL bin directory to use (default: pg_ctl on PATH, "
+           "pg_config --bindir, then /usr/lib/postgresql/N/bin newest first).",
+           env="SCHEMASYNC_PG_BINDIR"),
+    Option("cache_dir", "Where the embedded cluster and its templates are cached across "
+           "sessions (default: a tmpfs such as /dev/shm when available).",
+           kind="path", env="SCHEMASYNC_CACHE_DIR"),
+    Option("server_user", "Unprivileged OS user that runs the embedded server when pytest runs "
+           "as root (default: postgres if it exists, else a created 'schemasync' user).",
+           env="SCHEMASYNC_SERVER_USER"),
+    Option("default_set", "Schema set used by fixtures when no marker picks one.",
+           env="SCHEMASYNC_DEFAULT_SET"),
+    Option("rebuild", "Rebuild the template databases even when the cached ones are current.",
+           kind="bool", default=False, env="SCHEMASYNC_REBUILD"),
+    Option("clone_strategy", "CREATE DATABASE strategy for clones: auto, file_copy or wal_log "
+           "(auto: file_copy on the embedded server, the server default elsewhere).",
+           default="auto"),
+    Option("check", "Compare the bundled schema with production at session start and stop "
+           "before any test runs when they differ.",
+           kind="bool", default=False, env="SCHEMASYNC_CHECK", aliases=("--schema-check",)),
+    Option("production_url", "Production URL for the default set (prefer a per-set "
+           "production-url-env); read-only connections only.",
+           env="SCHEMASYNC_PRODUCTION_URL"),
+    Option("connect_timeout", "Seconds to wait when connecting to production.",
+           kind="int", default=5, env="SCHEMASYNC_CONNECT_TIMEOUT"),
+    Option("check_json", "Also write the schema-check result as JSON to this file.", kind="path"),
+    Option("check_markdown", "Also write the schema-check result as Markdown to this file "
+           "(e.g. $GITHUB_STEP_SUMMARY).", kind="path"),
+    Option("refresh", "Re-export the schema files from production (proven to install before "
+           "they replace the old ones), then run the session on the new files.",
+           kind="bool", default=False, aliases=("--refresh-schema",)),
+    Option("dry_run", "With refresh: show what would change and write nothing.",
+           kind="bool", default=False),
+    Option("backup_dir", "Where refresh keeps its timestamped backups (default: backups/).",
+           kind="path", default="backups"),
+    Option("backup_keep", "How many refresh backups to keep (0 keeps all).",
+           kind="int", default=20),
+)
+
+OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
+DEFAULT_SET_NAME = "default"
+_SET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
+
+
+@dataclass(frozen=True)
+class SchemaSet:
+    """An ordered list of SQL files (and optionally a migrations folder) that make one schema."""
+
+    name: str
+    files: tuple[Path, ...]
+    migrations: Path | None = None
+    functions_file: Path | None = None
+    exclude_schemas: tuple[str, ...] = ()
+    production_url_env: str | None = None
+    production_dotenv: Path | None = None
+    # Where each path was named, for error messages: path -> "pyproject.toml:12".
+    origins: Mapping[Path, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def schema_file(self) -> Path | None:
+        """The main dump file a refresh rewrites (the first file)."""
+        return self.files[0] if self.files else None
+
+    def origin(self, path: Path) -> str:
+        return self.origins.get(path, "configuration")
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path
+    sets: Mapping[str, SchemaSet]
+    default_set: str
+    server_url: str | None = None
+    pg_bindir: str | None = None
+    cache_dir: Path | None = None
+    server_user: str | None = None
+    rebuild: bool = False
+    clone_strategy: str = "auto"
+    check: bool = False
+    production_url: str | None = None
+    connect_timeout: int = 5
+    check_json: Path | None = None
+    check_markdown: Path | None = None
+    refresh: bool = False
+    dry_run: bool = False
+    backup_dir: Path = Path("backups")
+    backup_keep: int = 20
+    config_file: Path | None = None
+
+    def schema_set(self, name: str | None) -> SchemaSet:
+        key = name or self.default_set
+        try:
+            return self.sets[key]
+        except KeyError:
+            known = ", ".join(sorted(self.sets)) or "none"
+            raise ConfigError(
+                f"Unknown schema set {key!r} (configured sets: {known}). Define it under "
+                f"[tool.schemasync.sets.{key}] in pyproject.toml or fix the marker/option."
+            ) from None
+
+    @property
+    def project_key(self) -> str:
+        """Short stable id of this project, so projects sharing a cache never collide."""
+        return hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:6]
+
+
+def _coerce(option: Option, value: Any, source: str) -> Any:
+    if value is None:
+        return None
+    if option.kind == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{source}: {option.name} must be true or false, not {value!r}.")
+    if option.kind == "int":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{source}: {option.name} must be a whole number, not {value!r}.")
+    if option.kind == "path":
+        return Path(str(value)).expanduser()
+    return str(value)
+
+
+def _line_of(text: str, needle: str) -> int | None:
+    for number, line in enumerate(text.splitlines(), 1):
+        if needle in line:
+            return number
+    return None
+
+
+def load_pyproject(path: Path) -> tuple[dict[str, Any], str]:
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}, ""
+    try:
+        data = tomllib.loads(raw)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}). Fix the file.") from None
+    return data, raw
+
+
+def _parse_sets(section: dict[str, Any], root: Path, cfg: Path, raw: str) -> dict[str, SchemaSet]:
+    sets_table = section.get("sets", {})
+    if not isinstance(sets_table, dict):
+        raise ConfigError(f"{cfg}: [tool.schemasync.sets] must be a table of named sets.")
+    sets: dict[str, SchemaSet] = {}
+    global_excludes = tuple(section.get("exclude-schemas", ()))
+    for name, body in sets_table.items():
+        where = f"{cfg.name}:{_line_of(raw, f'sets.{name}]') or '?'}"
+        if not _SET_NAME.match(name):
+            raise ConfigError(
+                f"{where}: schema set name {name!r} must start with a letter and use only "
+                f"letters, digits, '_' or '-' (at most 40 characters)."
+            )
+        if not isinstance(body, dict):
+            raise ConfigError(f"{where}: [tool.schemasync.sets.{name}] must be a table.")
+        unknown = set(body) - {"files", "migrations", "functions-file", "exclude-schemas",
+                               "production-url-env", "production-dotenv"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} in set {name!r}.")
+        files = body.get("files", [])
+        if isinstance(files, str) or not isinstance(files, list):
+            raise ConfigError(f"{where}: 'files' of set {name!r} must be a list of paths.")
+        origins: dict[Path, str] = {}
+
+        def resolve(rel: str, origins: dict[Path, str] = origins) -> Path:
+            path = (root / rel).resolve()
+            origins[path] = f"{cfg.name}:{_line_of(raw, rel) or '?'}"
+            return path
+
+        migrations = body.get("migrations")
+        functions_file = body.get("functions-file")
+        dotenv = body.get("production-dotenv")
+        sets[name] = SchemaSet(
+            name=name,
+            files=tuple(resolve(str(f)) for f in files),
+            migrations=resolve(migrations) if migrations else None,
+            functions_file=resolve(functions_file) if functions_file else None,
+            exclude_schemas=global_excludes + tuple(body.get("exclude-schemas", ())),
+            production_url_env=body.get("production-url-env"),
+            production_dotenv=resolve(dotenv) if dotenv else None,
+            origins=origins,
+        )
+    return sets
+
+
+def build_settings(
+    root: Path,
+    *,
+    cli: Mapping[str, Any] | None = None,
+    ini: Callable[[str], Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Resolve every option once. ``cli`` holds flag values (None when not given); ``ini``
+    looks up a pytest ini key (returns None/"" when unset)."""
+    cli = cli or {}
+    environ = os.environ if environ is None else environ
+    cfg = config_file or root / "pyproject.toml"
+    data, raw = load_pyproject(cfg)
+    section = data.get("tool", {}).get("schemasync", {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"{cfg}: [tool.schemasync] must be a table.")
+
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        chosen: tuple[Any, str] | None = None
+        if cli.get(option.name) not in (None, False):
+            chosen = (cli[option.name], option.flag)
+        elif option.env and environ.get(option.env, "") != "":
+            chosen = (environ[option.env], option.env)
+        else:
+            ini_value = ini(option.ini) if ini else None
+            if ini_value not in (None, "", []):
+                chosen = (ini_value, f"ini {option.ini}")
+            elif option.toml_key in section:
+                chosen = (section[option.toml_key], f"{cfg.name} [tool.schemasync]")
+        value = _coerce(option, chosen[0], chosen[1]) if chosen else option.default
+        if option.kind == "path" and value is not None and not Path(value).is_absolute():
+            value = root / value
+        values[option.name] = value
+
+    sets = _parse_sets(section, root, cfg, raw)
+    if not sets:
+        # Zero configuration: one empty set, so the fixtures still give a scratch database.
+        sets = {DEFAULT_SET_NAME: SchemaSet(name=DEFAULT_SET_NAME, files=())}
+    default = values.pop("default_set")
+    if default is None:
+        default = DEFAULT_SET_NAME if DEFAULT_SET_NAME in sets else next(iter(sets))
+    if default not in sets:
+        raise ConfigError(
+            f"The default schema set {default!r} is not configured (sets: "
+            f"{', '.join(sorted(sets))}). Fix default-set / --schemasync-default-set."
+        )
+    if values["clone_strategy"] not in ("auto", "file_copy", "wal_log"):
+        raise ConfigError(
+            f"clone_strategy must be auto, file_copy or wal_log, not {values['clone_strategy']!r}."
+        )
+    return Settings(root=root, sets=sets, default_set=default, config_file=cfg, **values)

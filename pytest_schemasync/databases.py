@@ -1,0 +1,327 @@
+"""Template databases, per-test clones and the rollback database, on any server.
+
+Names carry a prefix and the session's token so we only ever touch our own databases:
+``sst_`` templates (kept, keyed by content hash), ``ssb_`` templates being built, ``sss_``
+per-process rollback databases and ``ssc_`` per-test clones (both dropped at the end).
+Nobody connects to a template (it is created with ALLOW_CONNECTIONS false): an open
+connection makes ``CREATE DATABASE ... TEMPLATE`` wait and fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import re
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.pq import TransactionStatus
+
+from .cache import content_hash
+from .config import SchemaSet, Settings
+from .errors import ServerError
+from .install import InstallTarget, read_schema_file, run_sql
+from .migrations import Migration, discover, recording_sql, select_before
+from .secrets import mask_dsn
+from .server import ServerInfo
+
+LOCK_NAMESPACE = 0x5353  # "SS": first key of our advisory locks
+_OURS = re.compile(r"^ss[sc]_(?P<token>[0-9a-f]{8})_")
+
+
+@dataclass(frozen=True)
+class Database:
+    """A database we created; ``url`` is a libpq URL any client can use."""
+
+    name: str
+    url: str
+    conninfo: str
+
+    def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.conninfo, **kwargs)
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    set_name: str
+    before: str | None
+    from_cache: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    schema_set: SchemaSet
+    files: tuple[Path, ...]
+    migrations: tuple[Migration, ...]
+    before: str | None
+
+    @classmethod
+    def for_set(cls, schema_set: SchemaSet, before: str | None = None) -> BuildPlan:
+        migrations: list[Migration] = []
+        if schema_set.migrations is not None:
+            migrations = discover(schema_set.migrations, schema_set.origin(schema_set.migrations))
+            migrations = select_before(migrations, before)
+        elif before is not None:
+            raise ServerError(
+                f"Schema set {schema_set.name!r} has no migrations folder, so before={before!r} "
+                f"means nothing. Add 'migrations' to the set or drop the marker argument."
+            )
+        return cls(schema_set, schema_set.files, tuple(migrations), before)
+
+    def digest(self, major: int) -> str:
+        for path in self.files:  # clear errors for missing/odd files before hashing them
+            read_schema_file(path, self.schema_set.origin(path))
+        paths = list(self.files) + [m.path for m in self.migrations]
+        return content_hash(self.schema_set, paths, major, extra=(f"before={self.before}",))
+
+
+def _lock_key(name: str) -> int:
+    return zlib.crc32(name.encode()) & 0x7FFFFFFF
+
+
+def _token_key(token: str) -> int:
+    return int(token, 16) & 0x7FFFFFFF
+
+
+class DatabaseManager:
+    """Everything one process does on the server: templates, clones, rollback databases."""
+
+    def __init__(self, server: ServerInfo, settings: Settings, *, token: str, worker: str,
+                 psql: Path, exclusive: bool, events: Path | None = None) -> None:
+        self.server = server
+        self.settings = settings
+        self.token = token
+        self.worker = re.sub(r"[^a-z0-9]", "", worker.lower())[:8] or "m"
+        self.psql = psql
+        self.exclusive = exclusive  # we own the whole cluster, so stale objects are ours to drop
+        self.events = events
+        self._admin: psycopg.Connection[Any] | None = None
+        self._counter = itertools.count(1)
+        self._templates: dict[tuple[str, str | None], Template] = {}
+        self._rollback: dict[tuple[str, str | None], tuple[Database, psycopg.Connection[Any]]] = {}
+        self._created: list[str] = []
+
+    # --- plumbing -----------------------------------------------------------------
+
+    @property
+    def admin(self) -> psycopg.Connection[Any]:
+        if self._admin is None or self._admin.closed:
+            try:
+                self._admin = psycopg.connect(self.server.conninfo(connect_timeout=10),
+                                              autocommit=True)
+            except psycopg.OperationalError as exc:
+                raise ServerError(mask_dsn(
+                    f"Cannot connect to the {self.server.describe()}: {exc}".strip()
+                )) from None
+        return self._admin
+
+    def _event(self, text: str) -> None:
+        if self.events is not None:
+            with contextlib.suppress(OSError), open(self.events, "a") as log:
+                log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} pid={os.getpid()} {text}\n")
+
+    def database(self, name: str) -> Database:
+        return Database(name=name, url=self.server.url(name), conninfo=self.server.conninfo(name))
+
+    @contextlib.contextmanager
+    def _advisory(self, key: int) -> Iterator[None]:
+        self.admin.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_NAMESPACE, key))
+        try:
+            yield
+        finally:
+            self.admin.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, key))
+
+    def _drop(self, name: str) -> None:
+        ident = sql.Identifier(name)
+        row = self.admin.execute(
+            "SELECT datistemplate FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if row is None:
+            return
+        if row[0]:
+            self.admin.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(ident))
+        if self.server.major >= 13:
+            self.admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+        else:
+            self.admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,))
+            self.admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(ident))
+
+    # --- session ownership and cleanup ---------------------------------------------
+
+    def claim_session(self) -> None:
+        """Hold a lock for our token, so other sessions can tell we are alive."""
+        self.admin.execute("SELECT pg_advisory_lock(%s, %s)",
+                           (LOCK_NAMESPACE, _token_key(self.token)))
+
+    def sweep_dead_sessions(self) -> list[str]:
+        """Drop clones and rollback databases of sessions that no longer hold their lock."""
+        names = [r[0] for r in self.admin.execute(
+            "SELECT datname FROM pg_database WHERE datname ~ '^ss[sc]_[0-9a-f]{8}_'").fetchall()]
+        dropped: list[str] = []
+        alive: dict[str, bool] = {}
+        for name in names:
+            match = _OURS.match(name)
+            if match is None or match["token"] == self.token:
+                continue
+            token = match["token"]
+            if token not in alive:
+                got = self.admin.execute("SELECT pg_try_advisory_lock(%s, %s)",
+                                         (LOCK_NAMESPACE, _token_key(token))).fetchone()
+                alive[token] = not (got and got[0])
+                if not alive[token]:
+                    self.admin.execute("SELECT pg_advisory_unlock(%s, %s)",
+                                       (LOCK_NAMESPACE, _token_key(token)))
+            if not alive[token]:
+                self._drop(name)
+                dropped.append(name)
+        if self.exclusive:  # half-built templates can only be ours in a cluster we own
+            for (name,) in self.admin.execute(
+                    "SELECT datname FROM pg_database WHERE datname LIKE 'ssb\\_%'").fetchall():
+                self._drop(name)
+                dropped.append(name)
+        return dropped
+
+    # --- templates -----------------------------------------------------------------
+
+    def template_name(self, set_name: str, digest: str, before: str | None = None) -> str:
+        point = f"_b{before}" if before is not None else ""
+        return f"sst_{self.settings.project_key}_{set_name[:24]}{point}_{digest[:10]}"
+
+    def template(self, set_name: str | None = None, before: str | None = None,
+                 *, rebuild: bool = False) -> Template:
+        schema_set = self.settings.schema_set(set_name)
+        key = (schema_set.name, before)
+        if key in self._templates and not rebuild:
+            return self._templates[key]
+        plan = BuildPlan.for_set(schema_set, before)
+        name = self.template_name(schema_set.name, plan.digest(self.server.major), before)
+        started = time.perf_counter()
+        with self._advisory(_lock_key(name)):
+            row = self.admin.execute(
+                "SELECT datistemplate FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            cached = bool(row and row[0]) and not rebuild
+            if not cached:
+                self._build(plan, name)
+        template = Template(name, schema_set.name, before, cached, time.perf_counter() - started)
+        self._templates[key] = template
+        return template
+
+    def _build(self, plan: BuildPlan, name: str) -> None:
+        build = f"ssb_{name[4:]}_{os.getpid()}"[:63]
+        self._drop(build)
+        self.admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'")
+                           .format(sql.Identifier(build)))
+        target = InstallTarget(self.server, build, self.psql)
+        schema_set = plan.schema_set
+        try:
+            for path in plan.files:
+                origin = schema_set.origin(path)
+                run_sql(target, path, read_schema_file(path, origin),
+                        set_name=schema_set.name, origin=origin)
+            root = self.settings.root
+            for migration in plan.migrations:
+                origin = f"migrations folder {schema_set.migrations}"
+                script = (migration.path.relative_to(root)
+                          if migration.path.is_relative_to(root) else migration.path)
+                prelude, epilogue = recording_sql(migration, str(script), "pytest-schemasync")
+                run_sql(target, migration.path, read_schema_file(migration.path, origin),
+                        set_name=schema_set.name, origin=origin, single_transaction=True,
+                        prelude=prelude, epilogue=epilogue)
+        except BaseException:
+            with contextlib.suppress(psycopg.Error):
+                self._drop(build)
+            raise
+        self._drop(name)
+        self.admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}")
+                           .format(sql.Identifier(build), sql.Identifier(name)))
+        self.admin.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true")
+                           .format(sql.Identifier(name)))
+        self._event(f"built template {name} set={schema_set.name} before={plan.before}")
+        if self.exclusive:
+            self._drop_stale_templates(name)
+
+    def _drop_stale_templates(self, current: str) -> None:
+        prefix = current[: current.rfind("_") + 1]
+        for (other,) in self.admin.execute(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, %s) AND datname <> %s",
+                (prefix, current)).fetchall():
+            if re.fullmatch(r"[0-9a-f]{10}", other[len(prefix):]):  # same set and point
+                self._drop(other)
+
+    # --- clones ----------------------------------------------------------------------
+
+    def _new_name(self, kind: str) -> str:
+        return f"{kind}_{self.token}_{self.worker}_{next(self._counter)}"
+
+    def clone(self, set_name: str | None = None, before: str | None = None,
+              *, kind: str = "ssc") -> Database:
+        template = self.template(set_name, before)
+        name = self._new_name(kind)
+        strategy = self.settings.clone_strategy
+        if strategy == "auto":
+            strategy = "file_copy" if self.server.kind == "embedded" else ""
+        query = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template.name))
+        if strategy and self.server.major >= 15:
+            query = query + sql.SQL(" STRATEGY {}").format(sql.SQL(strategy.upper()))
+        self.admin.execute(query)
+        self._created.append(name)
+        return self.database(name)
+
+    def drop(self, database: Database) -> None:
+        self._drop(database.name)
+        with contextlib.suppress(ValueError):
+            self._created.remove(database.name)
+
+    # --- the rollback database -----------------------------------------------------
+
+    def rollback_connection(self, set_name: str | None = None,
+                            before: str | None = None) -> psycopg.Connection[Any]:
+        """A long-lived connection to this process's copy of the set; tests run in a
+        transaction on it that is always rolled back."""
+        key = (self.settings.schema_set(set_name).name, before)
+        entry = self._rollback.get(key)
+        if entry is not None:
+            database, conn = entry
+            if not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
+                return conn
+            self._discard_rollback(key)
+        database = self.clone(set_name, before, kind="sss")
+        conn = database.connect()
+        self._rollback[key] = (database, conn)
+        return conn
+
+    def _discard_rollback(self, key: tuple[str, str | None]) -> None:
+        database, conn = self._rollback.pop(key)
+        with contextlib.suppress(psycopg.Error):
+            conn.close()
+        self.drop(database)
+
+    def discard_rollback_for(self, conn: psycopg.Connection[Any]) -> None:
+        """Forget a rollback database a test has spoiled (committed or broke its connection)."""
+        for key, (_, candidate) in list(self._rollback.items()):
+            if candidate is conn:
+                self._discard_rollback(key)
+
+    def close(self) -> None:
+        """Drop what this process created; keep templates (they are the cache)."""
+        for key in list(self._rollback):
+            with contextlib.suppress(psycopg.Error):
+                self._discard_rollback(key)
+        for name in list(self._created):
+            with contextlib.suppress(psycopg.Error):
+                self._drop(name)
+        self._created.clear()
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None

@@ -1,0 +1,296 @@
+"""The pytest layer: options, hooks and fixtures over the pytest-free core."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.pq import TransactionStatus
+
+from .config import OPTIONS, Settings, build_settings
+from .databases import Database, Template
+from .errors import SchemaSyncError
+from .session import Session
+
+settings_key = pytest.StashKey[Settings]()
+session_key = pytest.StashKey[Session]()
+templates_key = pytest.StashKey[list[Template]]()
+lines_key = pytest.StashKey[list[str]]()
+
+
+class SchemaSyncWarning(pytest.PytestWarning):
+    """Trouble while cleaning up: reported, never a test failure."""
+
+
+# --- options -------------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("schemasync", "schema-faithful PostgreSQL databases")
+    for option in OPTIONS:
+        ini_type = "bool" if option.kind == "bool" else "string"
+        parser.addini(option.ini, option.help, type=ini_type, default=None)
+        names = [option.flag, *option.aliases]
+        if option.kind == "bool":
+            group.addoption(*names, dest=f"schemasync_{option.name}", action="store_true",
+                            default=None, help=option.help)
+        else:
+            group.addoption(*names, dest=f"schemasync_{option.name}", default=None,
+                            metavar=option.name.upper(), help=option.help)
+    parser.addini("schemasync_config", "TOML file holding [tool.schemasync] (default: the "
+                  "rootdir's pyproject.toml).", type="string", default=None)
+
+
+def _build_settings(config: pytest.Config) -> Settings:
+    cli = {o.name: config.getoption(f"schemasync_{o.name}") for o in OPTIONS}
+    root = Path(config.rootpath)
+    config_file = config.getini("schemasync_config")
+    if config_file:
+        path = Path(config_file)
+        config_file_path: Path | None = path if path.is_absolute() else root / path
+    elif config.inipath is not None and config.inipath.name == "pyproject.toml":
+        config_file_path = Path(config.inipath)
+        root = config_file_path.parent
+    else:
+        config_file_path = None
+
+    def ini(name: str) -> Any:
+        return config.getini(name)
+
+    return build_settings(root, cli=cli, ini=ini, config_file=config_file_path)
+
+
+# --- lifecycle -----------------------------------------------------------------------
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "schemasync(set=None, *, before=None): the schema set (and migration point) the "
+        "database fixtures of this test use.",
+    )
+    try:
+        settings = _build_settings(config)
+    except SchemaSyncError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[settings_key] = settings
+    config.stash[lines_key] = []
+    attach = config.workerinput.get("schemasync") if _is_worker(config) else None  # type: ignore[attr-defined]
+    worker = config.workerinput.get("workerid", "m") if _is_worker(config) else "m"  # type: ignore[attr-defined]
+    config.stash[session_key] = Session(settings, worker=worker, attach=attach)
+    if config.pluginmanager.hasplugin("xdist") and not _is_worker(config):
+        config.pluginmanager.register(XdistHooks(config), "schemasync-xdist")
+    if not _is_worker(config):
+        # Without this, SIGTERM kills pytest before it can stop the server.
+        with contextlib.suppress(ValueError):
+            if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+                signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+
+
+def _needs_eager_start(config: pytest.Config, settings: Settings) -> bool:
+    if _is_worker(config) or config.option.collectonly:
+        return False
+    configured = any(s.files or s.migrations for s in settings.sets.values())
+    return configured or settings.check or settings.refresh
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    settings = config.stash[settings_key]
+    if not _needs_eager_start(config, settings):
+        return
+    ss = config.stash[session_key]
+    try:
+        ss.start()
+        config.stash[templates_key] = ss.prepare(rebuild=settings.rebuild)
+    except SchemaSyncError as exc:
+        pytest.exit(f"schemasync: {exc}", returncode=exc.exit_code)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    ss = config.stash.get(session_key, None)
+    if ss is None or _is_worker(config):
+        return []
+    if ss.server is None:
+        return ["schemasync: embedded server starts on first use of a database fixture"]
+    lines = [f"schemasync: {ss.describe()}"]
+    for template in config.stash.get(templates_key, []):
+        how = ("from cache" if template.from_cache
+               else f"built in {template.seconds:.2f}s")
+        lines.append(f"schemasync: set {template.set_name!r}: template {how}")
+    lines.extend(config.stash.get(lines_key, []))
+    return lines
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    ss = session.config.stash.get(session_key, None)
+    if ss is None or ss._manager is None:
+        return
+    try:
+        ss.manager.close()
+    except Exception as exc:
+        warnings.warn(SchemaSyncWarning(f"cleanup of test databases failed: {exc}"), stacklevel=1)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    ss = config.stash.get(session_key, None)
+    if ss is None:
+        return
+    try:
+        ss.close()
+    except Exception as exc:  # teardown trouble is reported, not a failure
+        tr = config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.write_line(f"schemasync: warning: cleanup failed: {exc}", yellow=True)
+
+
+class XdistHooks:
+    """Registered only when pytest-xdist is loaded: workers share the controller's server."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        ss = self.config.stash[session_key]
+        try:
+            node.workerinput["schemasync"] = ss.worker_payload()
+        except SchemaSyncError as exc:
+            pytest.exit(f"schemasync: {exc}", returncode=exc.exit_code)
+
+
+# --- fixtures ------------------------------------------------------------------------
+
+
+def _marker_choice(request: pytest.FixtureRequest) -> tuple[str | None, str | None]:
+    marker = request.node.get_closest_marker("schemasync")
+    if marker is None:
+        return None, None
+    kwargs = dict(marker.kwargs)
+    set_name = kwargs.pop("set", None)
+    before = kwargs.pop("before", None)
+    if marker.args:
+        if len(marker.args) > 1 or set_name is not None:
+            pytest.fail("@pytest.mark.schemasync takes one set name: schemasync('name', "
+                        "before='003')", pytrace=False)
+        set_name = marker.args[0]
+    if kwargs:
+        pytest.fail(f"@pytest.mark.schemasync got unknown argument(s) {sorted(kwargs)}; it takes "
+                    f"a set name and before='NNN'.", pytrace=False)
+    return set_name, (str(before) if before is not None else None)
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    try:
+        yield
+    except SchemaSyncError as exc:
+        pytest.fail(f"schemasync: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def schemasync(request: pytest.FixtureRequest) -> Session:
+    """The session's server and databases (``.manager``, ``.server``)."""
+    ss = request.config.stash[session_key]
+    with _user_errors():
+        ss.start()
+    return ss
+
+
+@pytest.fixture
+def db(schemasync: Session, request: pytest.FixtureRequest) -> Iterator[psycopg.Connection[Any]]:
+    """A connection to a database with the schema set installed; the test's changes are
+    rolled back afterwards. Use ``with db.transaction():`` for savepoints."""
+    set_name, before = _marker_choice(request)
+    manager = schemasync.manager
+    with _user_errors():
+        conn = manager.rollback_connection(set_name, before)
+    row_factory = conn.row_factory
+    tx = conn.transaction(force_rollback=True)
+    tx.__enter__()
+    try:
+        yield conn
+    finally:
+        status = None if conn.closed else conn.info.transaction_status
+        if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+            with contextlib.suppress(psycopg.Error):
+                tx.__exit__(None, None, None)
+            conn.row_factory = row_factory
+        else:
+            # The test committed or broke the connection: this database is no longer the
+            # pristine schema, so it is replaced before the next test uses it.
+            with contextlib.suppress(psycopg.Error, psycopg.ProgrammingError):
+                tx.__exit__(None, None, None)
+            manager.discard_rollback_for(conn)
+            if status == TransactionStatus.IDLE:
+                warnings.warn(SchemaSyncWarning(
+                    f"{request.node.nodeid} ended the transaction of the `db` fixture (COMMIT); "
+                    f"its database was replaced. Use `fresh_db` for tests that commit."),
+                    stacklevel=1)
+
+
+DbFactory = Callable[..., Database]
+
+
+@pytest.fixture
+def schemasync_db_factory(schemasync: Session,
+                          request: pytest.FixtureRequest) -> Iterator[DbFactory]:
+    """``factory(set_name=None, *, before=None) -> Database``: whole databases cloned from
+    the template, dropped after the test."""
+    manager = schemasync.manager
+    default_set, default_before = _marker_choice(request)
+    made: list[Database] = []
+
+    def factory(set_name: str | None = None, *, before: str | None = None) -> Database:
+        with _user_errors():
+            database = manager.clone(set_name or default_set,
+                                     before if before is not None else default_before)
+        made.append(database)
+        return database
+
+    yield factory
+    for database in made:
+        try:
+            manager.drop(database)
+        except psycopg.Error as exc:
+            warnings.warn(SchemaSyncWarning(f"could not drop {database.name}: {exc}"),
+                          stacklevel=1)
+
+
+@pytest.fixture
+def fresh_database(schemasync_db_factory: DbFactory) -> Database:
+    """A whole database cloned from the template for this test (``.name``, ``.url``)."""
+    return schemasync_db_factory()
+
+
+@pytest.fixture
+def fresh_db_url(fresh_database: Database) -> str:
+    """libpq URL of this test's ``fresh_db`` database, for code that connects on its own."""
+    return fresh_database.url
+
+
+@pytest.fixture
+def fresh_db(fresh_database: Database) -> Iterator[psycopg.Connection[Any]]:
+    """A connection to a database cloned for this test alone: commit, DDL, several
+    connections are all fine; the database is dropped afterwards."""
+    conn = fresh_database.connect()
+    try:
+        yield conn
+    finally:
+        conn.close()

@@ -1,0 +1,447 @@
+"""Find PostgreSQL binaries, run a throwaway cluster, and describe how to reach a server.
+
+The embedded cluster is tuned for tests (no fsync, no autovacuum, unix socket only). When we
+run as root the cluster runs as an unprivileged system user, because ``initdb`` and
+``postgres`` refuse root.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from .errors import ConfigError, PostgresNotFoundError, ServerError
+from .secrets import mask_dsn
+
+SERVER_TOOLS = ("initdb", "pg_ctl", "postgres")
+DEFAULT_SUPERUSER = "schemasync"
+FALLBACK_OS_USER = "schemasync"
+
+# Settings that make a cluster fast and disposable; durability is irrelevant for test data.
+TEST_SETTINGS: dict[str, str] = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "autovacuum": "off",
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
+    "max_wal_size": "1GB",
+    "checkpoint_timeout": "1h",
+    "listen_addresses": "''",
+    "max_connections": "200",
+    "shared_buffers": "128MB",
+    "log_min_messages": "warning",
+    "log_min_error_statement": "panic",
+    "jit": "off",
+}
+
+INSTALL_HINT = (
+    "Install the PostgreSQL server, e.g. on Debian/Ubuntu `apt-get install postgresql-15` "
+    "(the project's scripts/install-system-deps.sh does this), or point at a bin directory "
+    "with --schemasync-pg-bindir / SCHEMASYNC_PG_BINDIR, or use an existing server with "
+    "--schemasync-server-url / SCHEMASYNC_SERVER_URL."
+)
+
+
+@dataclass(frozen=True)
+class PgBinaries:
+    """A PostgreSQL bin directory and the version its server reports."""
+
+    bindir: Path
+    version: str  # e.g. "15.18"
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+    def tool(self, name: str) -> Path:
+        path = self.bindir / name
+        if not os.access(path, os.X_OK):
+            raise PostgresNotFoundError(
+                f"{name} is missing from {self.bindir}. Install the PostgreSQL {self.major} "
+                f"client tools (Debian: `apt-get install postgresql-client-{self.major}`)."
+            )
+        return path
+
+
+def _version_of(executable: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            [str(executable), "--version"], capture_output=True, text=True, timeout=10
+        ).stdout
+    except OSError:
+        return None
+    match = re.search(r"\(PostgreSQL\)\s+(\d+(?:\.\d+)?)", out)
+    return match.group(1) if match else None
+
+
+def _candidate_bindirs() -> list[Path]:
+    seen: list[Path] = []
+    on_path = shutil.which("pg_ctl")
+    if on_path:
+        seen.append(Path(os.path.realpath(on_path)).parent)
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        try:
+            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10)
+            if out.returncode == 0 and out.stdout.strip():
+                seen.append(Path(out.stdout.strip()))
+        except OSError:
+            pass
+
+    def newest_first(path: str) -> int:
+        match = re.search(r"/(\d+)/bin$", path)
+        return -int(match.group(1)) if match else 0
+
+    for pattern in ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/usr/local/pgsql/bin"):
+        for path in sorted(glob.glob(pattern), key=newest_first):
+            seen.append(Path(path))
+    unique: list[Path] = []
+    for path in seen:
+        if path not in unique:
+            unique.append(path)
+    return unique
+
+
+def find_binaries(pinned: str | None = None, *, need_server: bool = True) -> PgBinaries:
+    """The first bin directory with a working ``postgres`` (or ``psql`` when no server is needed).
+
+    Order: the pinned directory, ``pg_ctl`` on PATH, ``pg_config --bindir``, then
+    ``/usr/lib/postgresql/N/bin`` newest first.
+    """
+    required = SERVER_TOOLS if need_server else ("psql",)
+    if pinned:
+        bindir = Path(pinned).expanduser()
+        missing = [t for t in required if not os.access(bindir / t, os.X_OK)]
+        if missing:
+            raise PostgresNotFoundError(
+                f"The pinned PostgreSQL bin directory {bindir} lacks {', '.join(missing)}. "
+                f"Point --schemasync-pg-bindir / SCHEMASYNC_PG_BINDIR at a directory holding "
+                f"{', '.join(required)} (e.g. /usr/lib/postgresql/15/bin)."
+            )
+        candidates = [bindir]
+    else:
+        candidates = _candidate_bindirs()
+    for bindir in candidates:
+        if all(os.access(bindir / t, os.X_OK) for t in required):
+            version = _version_of(bindir / required[0])
+            if version:
+                return PgBinaries(bindir=bindir, version=version)
+    looked = ", ".join(str(c) for c in candidates) or "PATH, pg_config, /usr/lib/postgresql/*/bin"
+    raise PostgresNotFoundError(
+        f"No PostgreSQL binaries found (looked in: {looked}). {INSTALL_HINT}"
+    )
+
+
+def find_pg_dump(min_major: int, pinned: str | None = None) -> tuple[Path, str]:
+    """A ``pg_dump`` whose major version is at least ``min_major`` (it refuses newer servers)."""
+    dirs = [Path(pinned)] if pinned else []
+    dirs += _candidate_bindirs()
+    found: list[tuple[int, Path, str]] = []
+    for bindir in dirs:
+        exe = bindir / "pg_dump"
+        if os.access(exe, os.X_OK):
+            version = _version_of(exe)
+            if version:
+                found.append((int(version.split(".")[0]), exe, version))
+    fitting = sorted((f for f in found if f[0] >= min_major), key=lambda f: f[0])
+    if fitting:
+        return fitting[-1][1], fitting[-1][2]
+    have = ", ".join(f"{v} ({p})" for _, p, v in found) or "none"
+    raise PostgresNotFoundError(
+        f"No pg_dump of version {min_major} or newer is installed (found: {have}); pg_dump "
+        f"cannot dump a newer server. Install it, e.g. `apt-get install "
+        f"postgresql-client-{min_major}`, or pin its directory with --schemasync-pg-bindir."
+    )
+
+
+# --- who runs the server ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OsUser:
+    name: str
+    uid: int
+    gid: int
+
+
+def server_os_user(preferred: str | None = None) -> OsUser | None:
+    """The unprivileged account to run the cluster as, or None when we are not root.
+
+    ``initdb`` refuses root, so as root we use ``preferred``, else ``postgres`` if it exists,
+    else a system user we create (as a root CI container would).
+    """
+    if os.geteuid() != 0:
+        return None
+    names = [preferred] if preferred else ["postgres", FALLBACK_OS_USER]
+    for name in names:
+        try:
+            entry = pwd.getpwnam(name)
+            return OsUser(name, entry.pw_uid, entry.pw_gid)
+        except KeyError:
+            continue
+    name = preferred or FALLBACK_OS_USER
+    useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+    result = subprocess.run(
+        [useradd, "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin",
+         name],
+        capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        raise ServerError(
+            f"Running as root, the embedded PostgreSQL needs an unprivileged user to run as, and "
+            f"creating system user {name!r} failed: {result.stderr.strip()}. Create one "
+            f"(`useradd --system {name}`) or name an existing one with --schemasync-server-user."
+        )
+    entry = pwd.getpwnam(name)
+    return OsUser(name, entry.pw_uid, entry.pw_gid)
+
+
+def check_reachable(path: Path, user: OsUser | None) -> None:
+    """Fail clearly when the server user cannot traverse to ``path`` (e.g. a 0700 parent)."""
+    if user is None:
+        return
+    probe = Path(path)
+    for parent in [*reversed(probe.parents), probe]:
+        if not parent.exists():
+            break
+        st = parent.stat()
+        if st.st_uid == user.uid:
+            continue
+        others_x = st.st_mode & 0o001
+        group_x = st.st_mode & 0o010 and st.st_gid == user.gid
+        if not (others_x or group_x):
+            raise ConfigError(
+                f"The embedded server runs as the unprivileged user {user.name!r} (we are root), "
+                f"but it cannot enter {parent} (mode {oct(st.st_mode & 0o777)}). Choose a cache "
+                f"directory it can reach, e.g. under /dev/shm (--schemasync-cache-dir), or "
+                f"`chmod o+x {parent}`."
+            )
+
+
+# --- where a server is ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """How to reach a server; plain data so it can travel to xdist workers."""
+
+    kind: str  # "embedded" or "existing"
+    host: str
+    port: int
+    user: str
+    password: str | None = None
+    admin_db: str = "postgres"
+    params: dict[str, str] = field(default_factory=dict)
+    major: int = 0
+    version: str = ""
+
+    def conninfo(self, dbname: str | None = None, **extra: Any) -> str:
+        kwargs: dict[str, Any] = {
+            "host": self.host, "port": self.port, "user": self.user,
+            "dbname": dbname or self.admin_db, **self.params, **extra,
+        }
+        if self.password:
+            kwargs["password"] = self.password
+        return make_conninfo(**kwargs)
+
+    def url(self, dbname: str | None = None) -> str:
+        """A libpq URL; for a unix socket the directory goes in ``?host=``."""
+        db = quote(dbname or self.admin_db, safe="")
+        user = quote(self.user, safe="")
+        auth = f"{user}:{quote(self.password, safe='')}" if self.password else user
+        query = dict(self.params)
+        if self.host.startswith("/"):
+            query = {"host": self.host, "port": str(self.port), **query}
+            base = f"postgresql://{auth}@/{db}"
+        else:
+            base = f"postgresql://{auth}@{self.host}:{self.port}/{db}"
+        if query:
+            base += "?" + "&".join(f"{k}={quote(str(v), safe='/')}" for k, v in query.items())
+        return base
+
+    def libpq_env(self, dbname: str | None = None) -> dict[str, str]:
+        """Environment for libpq programs (psql, pg_dump): the password never goes on argv."""
+        env = {
+            "PGHOST": self.host, "PGPORT": str(self.port), "PGUSER": self.user,
+            "PGDATABASE": dbname or self.admin_db,
+        }
+        if self.password:
+            env["PGPASSWORD"] = self.password
+        for key, value in self.params.items():
+            env_name = _LIBPQ_ENV.get(key)
+            if env_name:
+                env[env_name] = str(value)
+        return env
+
+    def describe(self) -> str:
+        where = self.host if self.host.startswith("/") else f"{self.host}:{self.port}"
+        return mask_dsn(f"{self.kind} PostgreSQL {self.version} at {where} as {self.user}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ServerInfo:
+        return cls(**data)
+
+    def with_version(self, version: str) -> ServerInfo:
+        return replace(self, version=version, major=int(version.split(".")[0]))
+
+
+_LIBPQ_ENV = {
+    "sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY", "connect_timeout": "PGCONNECT_TIMEOUT", "options": "PGOPTIONS",
+    "application_name": "PGAPPNAME", "target_session_attrs": "PGTARGETSESSIONATTRS",
+}
+
+
+def server_info_from_url(url: str, kind: str = "existing") -> ServerInfo:
+    """Parse a libpq URL or key=value DSN naming an existing server."""
+    try:
+        parts = conninfo_to_dict(url)
+    except Exception as exc:  # psycopg raises ProgrammingError with the raw text
+        raise ConfigError(
+            f"Cannot parse the server URL {mask_dsn(url)!r}: {mask_dsn(str(exc))}. Expected e.g. "
+            f"postgresql://user:password@host:5432/postgres."
+        ) from None
+    host = str(parts.pop("host", "") or "localhost")
+    port = int(parts.pop("port", 0) or 5432)
+    user = str(parts.pop("user", "") or os.environ.get("PGUSER") or pwd.getpwuid(os.getuid())[0])
+    password = parts.pop("password", None)
+    admin_db = str(parts.pop("dbname", "") or "postgres")
+    params = {k: str(v) for k, v in parts.items()}
+    return ServerInfo(kind=kind, host=host, port=port, user=user,
+                      password=str(password) if password else None,
+                      admin_db=admin_db, params=params)
+
+
+# --- the embedded cluster --------------------------------------------------------------
+
+
+class EmbeddedCluster:
+    """A PostgreSQL data directory we own: initdb, start, stop, detect an orphaned postmaster."""
+
+    def __init__(
+        self,
+        binaries: PgBinaries,
+        data_dir: Path,
+        socket_dir: Path,
+        *,
+        os_user: OsUser | None,
+        port: int = 5432,
+        superuser: str = DEFAULT_SUPERUSER,
+    ) -> None:
+        self.binaries = binaries
+        self.data_dir = data_dir
+        self.socket_dir = socket_dir
+        self.os_user = os_user
+        self.port = port
+        self.superuser = superuser
+        self.log_file = data_dir.parent / "server.log"
+
+    # Commands run as the server user when we are root; cwd "/" so it can always stat it.
+    def _run(self, args: list[str], *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        kwargs: dict[str, Any] = {}
+        if self.os_user is not None:
+            kwargs.update(user=self.os_user.uid, group=self.os_user.gid, extra_groups=[])
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["LC_ALL"] = "C.UTF-8" if Path("/usr/lib/locale/C.utf8").exists() else "C"
+        return subprocess.run(
+            args, capture_output=True, text=True, timeout=timeout, cwd="/", env=env, **kwargs
+        )
+
+    def _own(self, path: Path, mode: int) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, mode)
+        if self.os_user is not None:
+            os.chown(path, self.os_user.uid, self.os_user.gid)
+
+    @property
+    def initialized(self) -> bool:
+        return (self.data_dir / "PG_VERSION").exists()
+
+    def initialize(self) -> None:
+        """Run initdb into a side directory and rename it, so a crash never leaves half a cluster."""
+        check_reachable(self.data_dir.parent, self.os_user)
+        partial = self.data_dir.with_name(self.data_dir.name + ".initdb")
+        if partial.exists():
+            shutil.rmtree(partial)
+        self._own(self.data_dir.parent, 0o755)
+        self._own(partial, 0o700)
+        result = self._run([
+            str(self.binaries.tool("initdb")), "-D", str(partial), "-U", self.superuser,
+            "-A", "trust", "-E", "UTF8", "--no-sync", "--locale=C",
+        ])
+        if result.returncode != 0:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise ServerError(
+                f"initdb failed for {partial}:\n{result.stderr.strip() or result.stdout.strip()}"
+            )
+        with open(partial / "postgresql.conf", "a") as conf:
+            conf.write("\ninclude_if_exists = 'schemasync.conf'\n")
+        partial.rename(self.data_dir)
+
+    def _write_settings(self) -> None:
+        settings = dict(TEST_SETTINGS, port=str(self.port),
+                        unix_socket_directories=f"'{self.socket_dir}'")
+        text = "".join(f"{key} = {value}\n" for key, value in settings.items())
+        conf = self.data_dir / "schemasync.conf"
+        conf.write_text(text)
+        if self.os_user is not None:
+            os.chown(conf, self.os_user.uid, self.os_user.gid)
+
+    def running_pid(self) -> int | None:
+        """The postmaster's pid if one is alive for this data directory."""
+        try:
+            first = (self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0]
+            pid = int(first)
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        return pid
+
+    def start(self) -> None:
+        self._own(self.socket_dir, 0o755)
+        check_reachable(self.socket_dir, self.os_user)
+        self._write_settings()
+        result = self._run([
+            str(self.binaries.tool("pg_ctl")), "-D", str(self.data_dir), "-l", str(self.log_file),
+            "-w", "-t", "60", "start",
+        ])
+        if result.returncode != 0:
+            log_tail = ""
+            if self.log_file.exists():
+                log_tail = "\n".join(self.log_file.read_text(errors="replace").splitlines()[-15:])
+            raise ServerError(
+                f"The embedded PostgreSQL {self.binaries.version} did not start "
+                f"(data directory {self.data_dir}).\n{result.stderr.strip()}\n{log_tail}".rstrip()
+            )
+
+    def stop(self, mode: str = "fast") -> None:
+        if self.running_pid() is None:
+            return
+        result = self._run([str(self.binaries.tool("pg_ctl")), "-D", str(self.data_dir),
+                            "-m", mode, "-w", "-t", "60", "stop"])
+        if result.returncode != 0 and self.running_pid() is not None:
+            raise ServerError(f"Could not stop the server in {self.data_dir}: {result.stderr}")
+
+    def info(self) -> ServerInfo:
+        return ServerInfo(kind="embedded", host=str(self.socket_dir), port=self.port,
+                          user=self.superuser, admin_db="postgres",
+                          major=self.binaries.major, version=self.binaries.version)

@@ -1,0 +1,114 @@
+"""One pytest-free session: find or start the server, then hand out databases.
+
+The owner (pytest's controller, or the only process) starts or attaches to the server and
+cleans up; xdist workers attach to the owner's server with the ``ServerInfo`` it passed on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from .cache import ClusterLease, acquire_cluster, default_cache_root, ensure_cache_dir
+from .config import Settings
+from .databases import DatabaseManager, Template
+from .errors import ServerError
+from .secrets import mask_dsn
+from .server import ServerInfo, find_binaries, server_info_from_url, server_os_user
+
+
+def _server_version(info: ServerInfo) -> str:
+    try:
+        with psycopg.connect(info.conninfo(connect_timeout=10), autocommit=True) as conn:
+            return str(conn.execute("SHOW server_version").fetchone()[0]).split()[0]  # type: ignore[index]
+    except psycopg.OperationalError as exc:
+        raise ServerError(mask_dsn(
+            f"Cannot connect to the test server {info.url()}: {str(exc).strip()}. Check that it "
+            f"is running and that the URL, user and password are right "
+            f"(--schemasync-server-url / SCHEMASYNC_SERVER_URL)."
+        )) from None
+
+
+class Session:
+    def __init__(self, settings: Settings, *, worker: str = "m",
+                 attach: dict[str, Any] | None = None) -> None:
+        self.settings = settings
+        self.worker = worker
+        self.owner = attach is None
+        self.token: str = attach["token"] if attach else secrets.token_hex(4)
+        self.cache_root: Path = settings.cache_dir or default_cache_root()
+        self.lease: ClusterLease | None = None
+        self._attach = attach
+        self.server: ServerInfo | None = None
+        self._manager: DatabaseManager | None = None
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> ServerInfo:
+        if self.server is not None:
+            return self.server
+        settings = self.settings
+        if self._attach is not None:
+            self.server = ServerInfo.from_dict(self._attach["server"])
+        elif settings.server_url:
+            info = server_info_from_url(settings.server_url)
+            self.server = info.with_version(_server_version(info))
+        else:
+            binaries = find_binaries(settings.pg_bindir)
+            os_user = server_os_user(settings.server_user)
+            ensure_cache_dir(self.cache_root)
+            self.lease = acquire_cluster(self.cache_root, binaries, os_user)
+            self.server = self.lease.cluster.info()
+        exclusive = bool(self.lease and self.lease.cached) or bool(
+            self._attach and self._attach.get("exclusive"))
+        psql = find_binaries(settings.pg_bindir, need_server=False).tool("psql")
+        with contextlib.suppress(OSError):
+            ensure_cache_dir(self.cache_root)
+        self._manager = DatabaseManager(
+            self.server, settings, token=self.token, worker=self.worker, psql=psql,
+            exclusive=exclusive, events=self.cache_root / "events.log",
+        )
+        if self.owner:
+            self._manager.claim_session()
+            self._manager.sweep_dead_sessions()
+        return self.server
+
+    @property
+    def manager(self) -> DatabaseManager:
+        if self._manager is None:
+            self.start()
+        assert self._manager is not None
+        return self._manager
+
+    def worker_payload(self) -> dict[str, Any]:
+        """What an xdist worker needs to attach to our server."""
+        server = self.start()
+        return {"server": server.as_dict(), "token": self.token,
+                "exclusive": bool(self.lease and self.lease.cached)}
+
+    def prepare(self, *, rebuild: bool = False) -> list[Template]:
+        """Build (or find cached) the template of every configured set."""
+        return [self.manager.template(name, rebuild=rebuild) for name in self.settings.sets]
+
+    def close(self) -> None:
+        try:
+            if self._manager is not None:
+                self._manager.close()
+        finally:
+            self._manager = None
+            if self.lease is not None:
+                lease, self.lease = self.lease, None
+                lease.release()
+
+    def describe(self) -> str:
+        if self.server is None:
+            return "not started"
+        where = self.server.describe()
+        if self.lease is not None:
+            cache = "cached cluster" if self.lease.cached else "private cluster (cache busy)"
+            where += f" ({cache} in {self.cache_root})"
+        return where
