@@ -1,8 +1,9 @@
 """Our exception types. Each message says what went wrong, where, and what to do.
 
-The pytest layer turns these into ``pytest.UsageError`` / ``pytest.exit``; the CLI prints the
-message and exits with ``exit_code``. Messages must never contain a password: build them with
-``mask_dsn`` from :mod:`pytest_schemasync.secrets`.
+The pytest layer turns these into ``pytest.UsageError`` / ``pytest.exit``; the CLI prints
+the message and exits with ``exit_code``: 10 for drift, 11 when production cannot be reached or
+read, 4 (pytest's usage-error status) for everything else. Messages must never contain a
+password: build them with ``mask_dsn`` from :mod:`pytest_schemasync.secrets`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 class SchemaSyncError(Exception):
     """Base class: a problem the user can act on, reported without a traceback."""
 
-    exit_code = 2
+    exit_code = 4  # pytest's own status for usage errors
 
 
 class ConfigError(SchemaSyncError):
@@ -37,13 +38,13 @@ class SchemaInstallError(SchemaSyncError):
 class ProductionError(SchemaSyncError):
     """Production could not be reached or read (unreachable, auth, missing database, SSL)."""
 
-    exit_code = 4
+    exit_code = 11
 
 
 class DriftError(SchemaSyncError):
     """The bundled schema does not describe production."""
 
-    exit_code = 3
+    exit_code = 10  # pytest uses 0-5; ours must not be mistaken for one of them
 
 
 class MigrationError(SchemaSyncError):

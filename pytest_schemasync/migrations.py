@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from .errors import MigrationError
+import psycopg
+
+from .errors import MigrationError, SchemaSyncError
+from .install import InstallTarget, read_schema_file, run_sql
+from .secrets import mask_dsn
+from .server import ServerInfo
 
 _NAME = re.compile(r"^(?P<version>\d+)_(?P<slug>[A-Za-z0-9_\-]+)\.sql$")
 
@@ -85,7 +91,8 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def recording_sql(migration: Migration, script_path: str, applied_by: str | None) -> tuple[str, str]:
+def recording_sql(migration: Migration, script_path: str,
+                  applied_by: str | None) -> tuple[str, str]:
     """psql text to run before and after a migration so it is recorded in the same transaction."""
     prelude = "SELECT clock_timestamp() AS schemasync_t0 \\gset\n"
     who = _literal(applied_by) if applied_by else "current_user"
@@ -99,3 +106,150 @@ def recording_sql(migration: Migration, script_path: str, applied_by: str | None
         f"{_literal(script_path)});\n"
     )
     return prelude, epilogue
+
+
+# --- history in a real database ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AppliedMigration:
+    version: str
+    description: str
+    checksum: str
+    applied_at: str
+    applied_by: str
+    execution_time_ms: int | None
+
+    @property
+    def number(self) -> int:
+        return int(self.version) if self.version.isdigit() else -1
+
+
+def read_history(conn: psycopg.Connection[Any]) -> list[AppliedMigration] | None:
+    """The recorded migrations, or None when the database has no history table. Read-only."""
+    with conn.transaction():
+        exists = conn.execute("SELECT to_regclass('public.schema_migrations') IS NOT NULL"
+                              ).fetchone()
+        if not exists or not exists[0]:
+            return None
+        rows = conn.execute(
+            "SELECT version, coalesce(description, ''), coalesce(checksum, ''), "
+            "coalesce(applied_at::text, ''), coalesce(applied_by, ''), execution_time_ms "
+            "FROM public.schema_migrations").fetchall()
+    history = [AppliedMigration(*row) for row in rows]
+    return sorted(history, key=lambda a: (a.number, a.version))
+
+
+@dataclass
+class MigrationStatus:
+    applied: list[tuple[Migration, AppliedMigration]] = field(default_factory=list)
+    pending: list[Migration] = field(default_factory=list)
+    unknown: list[AppliedMigration] = field(default_factory=list)  # applied, no local file
+    edited: list[tuple[Migration, AppliedMigration]] = field(default_factory=list)
+    out_of_order: list[Migration] = field(default_factory=list)  # pending, older than applied
+
+    @property
+    def in_sync(self) -> bool:
+        return not (self.pending or self.unknown or self.edited)
+
+    def render(self) -> str:
+        lines = []
+        for migration, applied in self.applied:
+            lines.append(f"  applied   {migration.version}  {migration.description}  "
+                         f"({applied.applied_at} by {applied.applied_by})")
+        for migration, applied in self.edited:
+            lines.append(f"  EDITED    {migration.version}  {migration.description}  checksum "
+                         f"applied {applied.checksum[:12]}… local {migration.checksum[:12]}…")
+        for migration in self.pending:
+            late = "  (older than the newest applied one)" if migration in self.out_of_order else ""
+            lines.append(f"  pending   {migration.version}  {migration.description}{late}")
+        for applied in self.unknown:
+            lines.append(f"  UNKNOWN   {applied.version}  {applied.description}  (applied, but "
+                         f"no local file)")
+        return "\n".join(lines) or "  (no migrations)"
+
+
+def compare_history(local: list[Migration],
+                    history: list[AppliedMigration] | None) -> MigrationStatus:
+    status = MigrationStatus()
+    by_number = {a.number: a for a in history or []}
+    newest = max(by_number, default=-1)
+    local_numbers = {m.number for m in local}
+    for migration in local:
+        applied = by_number.get(migration.number)
+        if applied is None:
+            status.pending.append(migration)
+            if migration.number < newest:
+                status.out_of_order.append(migration)
+        elif applied.checksum != migration.checksum:
+            status.edited.append((migration, applied))
+        else:
+            status.applied.append((migration, applied))
+    status.unknown = [a for a in history or [] if a.number not in local_numbers]
+    return status
+
+
+def edited_message(migration: Migration, applied: AppliedMigration, where: str) -> str:
+    return (
+        f"Migration checksum mismatch for version {migration.version} "
+        f"({migration.path.name}) in {where}:\n"
+        f"  -> applied to database : {applied.checksum}\n"
+        f"  -> resolved locally    : {migration.checksum}\n"
+        f"The file was edited after it was applied. Revert the edit and put the change in a "
+        f"new migration; never rewrite history that a database has already run."
+    )
+
+
+def apply_pending(info: ServerInfo, psql: Path, migrations_dir: Path, root: Path, *,
+                  set_name: str, dry_run: bool = False,
+                  allow_out_of_order: bool = False) -> tuple[MigrationStatus, list[Migration]]:
+    """Apply the pending migrations to a database the user named, each in its own
+    transaction together with its history row. Returns the status before and what ran."""
+    local = discover(migrations_dir)
+    where = info.describe() + f" database {info.admin_db}"
+    try:
+        conn = psycopg.connect(info.conninfo(connect_timeout=10), autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise MigrationError(mask_dsn(f"Cannot connect to {info.url()}: {exc}".strip())) from None
+    with conn:
+        # One migrator at a time per database; released when the connection closes.
+        conn.execute("SELECT pg_advisory_lock(%s, %s)", (0x5353, 0x4D494752))
+        status = compare_history(local, read_history(conn))
+        if status.edited:
+            migration, applied = status.edited[0]
+            raise MigrationError(edited_message(migration, applied, where))
+        if status.unknown:
+            versions = ", ".join(a.version for a in status.unknown)
+            raise MigrationError(
+                f"{where} has applied migration(s) {versions} that have no file in "
+                f"{migrations_dir}. Pull the latest migrations (or restore the deleted files) "
+                f"before migrating."
+            )
+        if status.out_of_order and not allow_out_of_order:
+            versions = ", ".join(m.version for m in status.out_of_order)
+            raise MigrationError(
+                f"Pending migration(s) {versions} are older than the newest applied one in "
+                f"{where}. Renumber them after it, or pass --allow-out-of-order if running "
+                f"them late is really intended."
+            )
+        if dry_run:
+            return status, []
+        ran: list[Migration] = []
+        target = InstallTarget(info, info.admin_db, psql)
+        for migration in status.pending:
+            script = (migration.path.relative_to(root)
+                      if migration.path.is_relative_to(root) else migration.path)
+            prelude, epilogue = recording_sql(migration, str(script), None)
+            try:
+                run_sql(target, migration.path,
+                        read_schema_file(migration.path, f"migrations folder {migrations_dir}"),
+                        set_name=set_name, origin=f"migration {migration.version}",
+                        single_transaction=True, prelude=prelude, epilogue=epilogue)
+            except SchemaSyncError as exc:
+                done = ", ".join(m.version for m in ran) or "none"
+                raise MigrationError(
+                    f"Migration {migration.version} failed and was rolled back; its history "
+                    f"row was not written (applied in this run before it: {done}).\n{exc}"
+                ) from None
+            ran.append(migration)
+        return status, ran

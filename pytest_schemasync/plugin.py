@@ -7,7 +7,7 @@ import signal
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
@@ -15,13 +15,18 @@ from psycopg.pq import TransactionStatus
 
 from .config import OPTIONS, Settings, build_settings
 from .databases import Database, Template
-from .errors import SchemaSyncError
+from .errors import DriftError, SchemaSyncError
+from .secrets import mask_dsn
 from .session import Session
+
+if TYPE_CHECKING:
+    from .check import SetCheck
 
 settings_key = pytest.StashKey[Settings]()
 session_key = pytest.StashKey[Session]()
 templates_key = pytest.StashKey[list[Template]]()
 lines_key = pytest.StashKey[list[str]]()
+checks_key = pytest.StashKey[list["SetCheck"]]()
 
 
 class SchemaSyncWarning(pytest.PytestWarning):
@@ -119,8 +124,34 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     try:
         ss.start()
         config.stash[templates_key] = ss.prepare(rebuild=settings.rebuild)
+        if settings.check:
+            from .check import check_all, write_outputs
+
+            checks = check_all(ss.manager, settings)
+            config.stash[checks_key] = checks
+            config.stash[lines_key].extend(f"schemasync: {c.status_line()}" for c in checks)
+            write_outputs(checks, settings.check_json, settings.check_markdown)
     except SchemaSyncError as exc:
         pytest.exit(f"schemasync: {exc}", returncode=exc.exit_code)
+    except psycopg.Error as exc:
+        pytest.exit(f"schemasync: unexpected database error at session start: "
+                    f"{mask_dsn(str(exc).strip())}", returncode=SchemaSyncError.exit_code)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> None:
+    """On drift, show the report and stop before any test is collected or run."""
+    drifting = [c for c in session.config.stash.get(checks_key, []) if c.drift]
+    if not drifting:
+        return
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    for check in drifting:
+        if tr is not None:
+            tr.write_sep("=", f"schema drift: set {check.schema_set.name!r}", red=True, bold=True)
+            tr.write_line(check.text())
+    names = ", ".join(repr(c.schema_set.name) for c in drifting)
+    pytest.exit(f"schemasync: the bundled schema of {names} differs from production; no tests "
+                f"were run", returncode=DriftError.exit_code)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -93,7 +93,8 @@ def _candidate_bindirs() -> list[Path]:
     pg_config = shutil.which("pg_config")
     if pg_config:
         try:
-            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10)
+            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True,
+                                 timeout=10)
             if out.returncode == 0 and out.stdout.strip():
                 seen.append(Path(out.stdout.strip()))
         except OSError:
@@ -341,6 +342,7 @@ class EmbeddedCluster:
         os_user: OsUser | None,
         port: int = 5432,
         superuser: str = DEFAULT_SUPERUSER,
+        settings: dict[str, str] | None = None,
     ) -> None:
         self.binaries = binaries
         self.data_dir = data_dir
@@ -348,6 +350,7 @@ class EmbeddedCluster:
         self.os_user = os_user
         self.port = port
         self.superuser = superuser
+        self.settings = settings or {}
         self.log_file = data_dir.parent / "server.log"
 
     # Commands run as the server user when we are root; cwd "/" so it can always stat it.
@@ -372,7 +375,7 @@ class EmbeddedCluster:
         return (self.data_dir / "PG_VERSION").exists()
 
     def initialize(self) -> None:
-        """Run initdb into a side directory and rename it, so a crash never leaves half a cluster."""
+        """initdb into a side directory, then rename: a crash never leaves half a cluster."""
         check_reachable(self.data_dir.parent, self.os_user)
         partial = self.data_dir.with_name(self.data_dir.name + ".initdb")
         if partial.exists():
@@ -393,8 +396,8 @@ class EmbeddedCluster:
         partial.rename(self.data_dir)
 
     def _write_settings(self) -> None:
-        settings = dict(TEST_SETTINGS, port=str(self.port),
-                        unix_socket_directories=f"'{self.socket_dir}'")
+        settings = {**TEST_SETTINGS, "port": str(self.port),
+                    "unix_socket_directories": f"'{self.socket_dir}'", **self.settings}
         text = "".join(f"{key} = {value}\n" for key, value in settings.items())
         conf = self.data_dir / "schemasync.conf"
         conf.write_text(text)

@@ -1,0 +1,186 @@
+"""The schema check: the bundled files (as built into the cached template) against production.
+
+Both sides are read with the same catalog queries; production only through a read-only
+connection. Shared by ``pytest --schema-check`` and ``schemasync check``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from .catalog import CatalogOptions, Snapshot, snapshot
+from .config import SchemaSet, Settings
+from .databases import DatabaseManager
+from .diff import DiffResult, compare, render_markdown, render_text, to_json
+from .errors import ConfigError, ProductionError
+from .migrations import AppliedMigration, MigrationStatus, compare_history, discover, read_history
+from .production import ProductionTarget, connect_readonly, resolve_production, system_identifier
+from .secrets import mask_secrets
+
+
+@dataclass
+class SetCheck:
+    schema_set: SchemaSet
+    target: ProductionTarget
+    result: DiffResult
+    header: list[tuple[str, str]]
+    seconds: float
+    migrations: MigrationStatus | None = None
+
+    @property
+    def drift(self) -> bool:
+        return self.result.drift or not (self.migrations is None or self.migrations.in_sync)
+
+    @property
+    def extra_sections(self) -> list[str]:
+        if self.migrations is None:
+            return []
+        state = "in sync" if self.migrations.in_sync else "OUT OF SYNC"
+        return ["", f"Migration history (local files vs production schema_migrations): {state}",
+                self.migrations.render()]
+
+    @property
+    def refresh_hint(self) -> str:
+        return (f"If production changed on purpose, refresh the files: pytest --refresh-schema "
+                f"(or: schemasync refresh --set {self.schema_set.name}).")
+
+    def status_line(self) -> str:
+        if self.drift:
+            total = len(self.result.differences)
+            state = f"DRIFT ({total} object difference{'s' if total != 1 else ''}"
+            if self.migrations is not None and not self.migrations.in_sync:
+                state += ", migration history differs"
+            state += ")"
+        else:
+            state = "no drift"
+        return (f"schema check {self.schema_set.name!r}: {state} against production "
+                f"PostgreSQL {self.result.production_version} at {self.target.masked} "
+                f"({self.seconds:.2f}s)")
+
+    def text(self) -> str:
+        body = render_text(self.result, header=self.header, refresh_hint=self.refresh_hint)
+        return "\n".join([body, *self.extra_sections])
+
+    def markdown(self) -> str:
+        body = render_markdown(self.result, header=self.header, refresh_hint=self.refresh_hint)
+        return "\n".join([f"## Schema set `{self.schema_set.name}`", "", body,
+                          *self.extra_sections])
+
+
+def catalog_options(schema_set: SchemaSet) -> CatalogOptions:
+    return CatalogOptions(exclude_schemas=schema_set.exclude_schemas)
+
+
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def bundled_snapshot(manager: DatabaseManager, schema_set: SchemaSet) -> Snapshot:
+    """Snapshot of the cached template, read through a throwaway clone (nobody may connect
+    to a template)."""
+    database = manager.clone(schema_set.name)
+    try:
+        with database.connect(autocommit=True) as conn:
+            return snapshot(conn, catalog_options(schema_set))
+    finally:
+        manager.drop(database)
+
+
+def production_snapshot(
+    target: ProductionTarget, schema_set: SchemaSet, settings: Settings,
+    manager: DatabaseManager | None,
+) -> tuple[Snapshot, list[AppliedMigration] | None]:
+    conn = connect_readonly(target, settings.connect_timeout)
+    try:
+        if manager is not None:
+            ours = system_identifier(manager.admin)
+            theirs = system_identifier(conn)
+            if ours is not None and ours == theirs:
+                raise ConfigError(
+                    f"The production URL for set {schema_set.name!r} ({target.masked}) points at "
+                    f"the same PostgreSQL server that holds the scratch test databases. Refusing, "
+                    f"to avoid confusing the two: point it at production, or run tests on "
+                    f"another server."
+                )
+        taken = snapshot(conn, catalog_options(schema_set))
+        history = read_history(conn) if schema_set.migrations is not None else None
+        return taken, history
+    except psycopg.Error as exc:
+        raise ProductionError(mask_secrets(
+            f"Reading the catalog of production at {target.masked} failed: "
+            f"{str(exc).strip()}. The check needs a role that may read the system catalogs "
+            f"and SELECT from public.schema_migrations; it never needs more.", target.secrets,
+        )) from None
+    finally:
+        conn.close()
+
+
+def check_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSet,
+              environ: Mapping[str, str] | None = None) -> SetCheck | None:
+    """Compare one set with its production; None when no production is configured for it."""
+    target = resolve_production(settings, schema_set, environ)
+    if target is None:
+        return None
+    started = time.perf_counter()
+    production, history = production_snapshot(target, schema_set, settings, manager)
+    bundled = bundled_snapshot(manager, schema_set)
+    result = compare(bundled, production, catalog_options(schema_set))
+    migrations = None
+    if schema_set.migrations is not None:
+        local = discover(schema_set.migrations, schema_set.origin(schema_set.migrations))
+        migrations = compare_history(local, history)
+    files = [_relative(p, settings.root) for p in schema_set.files]
+    if schema_set.migrations is not None:
+        files.append(_relative(schema_set.migrations, settings.root) + "/*.sql")
+    header = [
+        ("schema set", schema_set.name),
+        ("production", f"PostgreSQL {production.server_version} at {target.masked} "
+                       f"(from {target.source}; read-only)"),
+        ("bundled", f"PostgreSQL {bundled.server_version} scratch database built from: "
+                    f"{', '.join(files) or '(no files)'}"),
+        ("excluded schemas", ", ".join(schema_set.exclude_schemas) or "none"),
+    ]
+    if production.schemas_excluded:
+        header.append(("skipped in production", ", ".join(production.schemas_excluded)))
+    return SetCheck(schema_set, target, result, header, time.perf_counter() - started,
+                    migrations)
+
+
+def check_all(manager: DatabaseManager, settings: Settings,
+              environ: Mapping[str, str] | None = None) -> list[SetCheck]:
+    checks = [c for s in settings.sets.values()
+              if (c := check_set(manager, settings, s, environ)) is not None]
+    if not checks:
+        raise ConfigError(
+            "The schema check needs a production database, and no schema set names one. Set "
+            "production-url-env (or production-dotenv) under [tool.schemasync.sets.<name>], or "
+            "export SCHEMASYNC_PRODUCTION_URL_<SET>."
+        )
+    return checks
+
+
+def write_outputs(checks: list[SetCheck], json_path: Path | None,
+                  markdown_path: Path | None) -> None:
+    """Write the machine-readable results (written aside, then renamed into place)."""
+    if json_path is not None:
+        payload = {
+            "drift": any(c.drift for c in checks),
+            "sets": {c.schema_set.name: json.loads(to_json(c.result, header=c.header))
+                     for c in checks},
+        }
+        _write_atomic(json_path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    if markdown_path is not None:
+        _write_atomic(markdown_path, "\n\n".join(c.markdown() for c in checks) + "\n")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

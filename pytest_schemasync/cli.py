@@ -1,0 +1,190 @@
+"""``schemasync``: the same core as the pytest plugin, for maintainers and CI scripts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .config import OPTIONS, SchemaSet, Settings, build_settings, load_pyproject
+from .errors import ConfigError, DriftError, SchemaSyncError
+from .secrets import mask_dsn
+from .server import find_binaries, server_info_from_url
+from .session import Session
+
+# Flags that only make sense inside a pytest run.
+_PYTEST_ONLY = {"check", "refresh", "check_json", "check_markdown"}
+
+
+def find_project(start: Path) -> Path:
+    """The nearest folder upwards holding a pyproject.toml (or ``start`` itself)."""
+    for folder in [start, *start.parents]:
+        if (folder / "pyproject.toml").is_file():
+            return folder
+    return start
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    root = (args.project or find_project(Path.cwd())).resolve()
+    data, _ = load_pyproject(root / "pyproject.toml")
+    ini_section = data.get("tool", {}).get("pytest", {}).get("ini_options", {})
+    cli = {o.name: getattr(args, o.name, None) for o in OPTIONS}
+    return build_settings(root, cli=cli, ini=ini_section.get)
+
+
+def _selected_sets(settings: Settings, names: list[str] | None) -> list[str]:
+    for name in names or []:
+        settings.schema_set(name)  # clear error for an unknown set
+    return names or list(settings.sets)
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from .check import check_set, write_outputs
+
+    session = Session(settings)
+    try:
+        session.start()
+        checks = []
+        for name in _selected_sets(settings, args.set):
+            schema_set = settings.schema_set(name)
+            result = check_set(session.manager, settings, schema_set)
+            if result is None:
+                if args.set:
+                    raise ConfigError(
+                        f"Schema set {name!r} names no production database: set "
+                        f"production-url-env or production-dotenv for it."
+                    )
+                continue
+            checks.append(result)
+        if not checks:
+            raise ConfigError("No schema set names a production database to check against.")
+        write_outputs(checks, args.json, args.markdown)
+        for check in checks:
+            print(check.status_line())
+            if check.drift:
+                print(check.text())
+        return DriftError.exit_code if any(c.drift for c in checks) else 0
+    finally:
+        session.close()
+
+
+def _migrations_set(settings: Settings, name: str | None) -> SchemaSet:
+    if name is None:
+        with_migrations = [s for s in settings.sets.values() if s.migrations is not None]
+        if len(with_migrations) == 1:
+            return with_migrations[0]
+        schema_set = settings.schema_set(None)
+    else:
+        schema_set = settings.schema_set(name)
+    if schema_set.migrations is None:
+        raise ConfigError(
+            f"Schema set {schema_set.name!r} has no migrations folder; add 'migrations' to "
+            f"[tool.schemasync.sets.{schema_set.name}] or pick another set with --set."
+        )
+    return schema_set
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from .migrations import compare_history, discover, read_history
+    from .production import ProductionTarget, connect_readonly
+
+    schema_set = _migrations_set(settings, args.set)
+    assert schema_set.migrations is not None
+    local = discover(schema_set.migrations, schema_set.origin(schema_set.migrations))
+    target = ProductionTarget(server_info_from_url(args.url, kind="target"), "command line")
+    with connect_readonly(target, settings.connect_timeout) as conn:
+        history = read_history(conn)
+    status = compare_history(local, history)
+    print(f"Migrations of set {schema_set.name!r} in {target.masked}:")
+    if history is None:
+        print("  (no schema_migrations table: nothing applied yet)")
+    print(status.render())
+    print(f"{len(status.applied)} applied, {len(status.pending)} pending, "
+          f"{len(status.unknown)} unknown, {len(status.edited)} edited")
+    return 0 if not (status.unknown or status.edited) else DriftError.exit_code
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from .migrations import apply_pending
+
+    schema_set = _migrations_set(settings, args.set)
+    assert schema_set.migrations is not None
+    info = server_info_from_url(args.url, kind="target")
+    psql = find_binaries(settings.pg_bindir, need_server=False).tool("psql")
+    status, ran = apply_pending(info, psql, schema_set.migrations, settings.root,
+                                set_name=schema_set.name, dry_run=args.dry_run,
+                                allow_out_of_order=args.allow_out_of_order)
+    where = mask_dsn(info.url())
+    if args.dry_run:
+        print(f"Dry run: {len(status.pending)} migration(s) would be applied to {where}:")
+        for migration in status.pending:
+            print(f"  {migration.version}  {migration.description}  ({migration.path.name})")
+        return 0
+    if not ran:
+        print(f"{where} is up to date ({len(status.applied)} migrations applied).")
+    for migration in ran:
+        print(f"applied {migration.version}  {migration.description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="schemasync",
+        description="Schema-faithful PostgreSQL test databases: check bundled schema files "
+                    "against production, refresh them, manage migrations.",
+    )
+    parser.add_argument("--project", type=Path, default=None,
+                        help="project folder with pyproject.toml (default: nearest upwards)")
+    for option in OPTIONS:
+        if option.name in _PYTEST_ONLY or option.name == "dry_run":
+            continue
+        if option.kind == "bool":
+            parser.add_argument(option.flag, dest=option.name, action="store_true",
+                                default=None, help=option.help)
+        else:
+            parser.add_argument(option.flag, dest=option.name, default=None, help=option.help)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser("check", help="compare the bundled schema with production "
+                                              "(exit 10 on drift, 11 when production "
+                                              "cannot be reached)")
+    check.add_argument("--set", action="append", help="only this schema set (repeatable)")
+    check.add_argument("--json", type=Path, help="also write the result as JSON")
+    check.add_argument("--markdown", type=Path, help="also write the result as Markdown")
+    check.set_defaults(handler=cmd_check)
+
+    status = commands.add_parser("status", help="applied, pending, unknown and edited "
+                                                "migrations of a database (read-only)")
+    status.add_argument("url", help="libpq URL of the database")
+    status.add_argument("--set", help="schema set whose migrations folder to use")
+    status.set_defaults(handler=cmd_status)
+
+    migrate = commands.add_parser("migrate", help="apply pending migrations to the database "
+                                                  "you name, each in its own transaction")
+    migrate.add_argument("url", help="libpq URL of the database to migrate")
+    migrate.add_argument("--set", help="schema set whose migrations folder to use")
+    migrate.add_argument("--dry-run", action="store_true", help="list what would run")
+    migrate.add_argument("--allow-out-of-order", action="store_true",
+                         help="apply pending migrations older than the newest applied one")
+    migrate.set_defaults(handler=cmd_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace, Settings], int] = args.handler
+    try:
+        settings = load_settings(args)
+        return handler(args, settings)
+    except SchemaSyncError as exc:
+        print(f"schemasync: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("schemasync: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Finding production and reaching it read-only.
+
+Every connection made here is read-only twice over: the session default
+(``default_transaction_read_only=on`` sent as a startup option) and the read-only
+REPEATABLE READ transaction the catalog snapshot runs in. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from dotenv import dotenv_values
+
+from .config import SchemaSet, Settings
+from .errors import ConfigError, ProductionError
+from .secrets import mask_secrets
+from .server import ServerInfo, server_info_from_url
+
+# The layout teams already keep in .env.production files.
+DOTENV_KEYS = {
+    "DB_HOST": "host", "DB_PORT": "port", "DB_NAME": "dbname", "DB_USER": "user",
+    "DB_PASSWORD": "password", "DB_SSL_MODE": "sslmode", "DB_SSL_ROOT_CERT": "sslrootcert",
+}
+
+
+@dataclass(frozen=True)
+class ProductionTarget:
+    info: ServerInfo
+    source: str  # where the target was named, e.g. "env GAMEFORGE_PRODUCTION_URL"
+
+    @property
+    def dbname(self) -> str:
+        return self.info.admin_db
+
+    @property
+    def masked(self) -> str:
+        return mask_secrets(self.info.url(), self.secrets)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.info.password,) if self.info.password else ()
+
+
+def _from_dotenv(path: Path, origin: str) -> ServerInfo:
+    if not path.is_file():
+        raise ConfigError(
+            f"The production dotenv file {path} does not exist (named at {origin}). Create it "
+            f"with DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD (and DB_SSL_MODE), or remove "
+            f"production-dotenv."
+        )
+    values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    parts = {DOTENV_KEYS[k]: v for k, v in values.items() if k in DOTENV_KEYS}
+    missing = [k for k in ("DB_HOST", "DB_NAME", "DB_USER") if k not in values]
+    if missing:
+        raise ConfigError(f"{path}: missing {', '.join(missing)} (needed to reach production).")
+    info = server_info_from_url(psycopg.conninfo.make_conninfo(**parts), kind="production")
+    return info
+
+
+def resolve_production(settings: Settings, schema_set: SchemaSet,
+                       environ: Mapping[str, str] | None = None) -> ProductionTarget | None:
+    """Where this set's production is, or None when nothing names it.
+
+    Order: the set's ``production-url-env`` variable, ``SCHEMASYNC_PRODUCTION_URL_<SET>``,
+    the set's ``production-dotenv`` file, then (default set only) ``--schemasync-production-url``
+    / ``SCHEMASYNC_PRODUCTION_URL`` and finally the standard ``PG*`` variables.
+    """
+    environ = os.environ if environ is None else environ
+    candidates: list[tuple[str, str]] = []
+    if schema_set.production_url_env:
+        candidates.append((schema_set.production_url_env, f"env {schema_set.production_url_env}"))
+    specific = "SCHEMASYNC_PRODUCTION_URL_" + schema_set.name.upper().replace("-", "_")
+    candidates.append((specific, f"env {specific}"))
+    for var, source in candidates:
+        if environ.get(var):
+            return ProductionTarget(server_info_from_url(environ[var], kind="production"), source)
+    if schema_set.production_dotenv is not None:
+        path = schema_set.production_dotenv
+        return ProductionTarget(_from_dotenv(path, schema_set.origin(path)), f"file {path.name}")
+    if schema_set.name == settings.default_set:
+        if settings.production_url:
+            return ProductionTarget(server_info_from_url(settings.production_url,
+                                                         kind="production"),
+                                    "--schemasync-production-url")
+        if environ.get("PGHOST") and environ.get("PGDATABASE"):
+            pg = {"PGHOST": "host", "PGPORT": "port", "PGUSER": "user", "PGPASSWORD": "password",
+                  "PGDATABASE": "dbname", "PGSSLMODE": "sslmode", "PGSSLROOTCERT": "sslrootcert"}
+            parts = {key: environ[var] for var, key in pg.items() if environ.get(var)}
+            info = server_info_from_url(psycopg.conninfo.make_conninfo(**parts), kind="production")
+            return ProductionTarget(info, "PG* variables")
+    return None
+
+
+def _classify(exc: psycopg.OperationalError, target: ProductionTarget, timeout: int) -> str:
+    text = str(exc).strip()
+    low = text.lower()
+    if "password authentication failed" in low or "no password supplied" in low:
+        what = "the server refused the credentials (wrong user or password)"
+        todo = "check the user and password in the production settings"
+    elif "does not exist" in low and "database" in low:
+        what = f"database {target.dbname!r} does not exist on that server"
+        todo = "check the database name"
+    elif "ssl" in low:
+        what = "the SSL negotiation failed"
+        todo = "check sslmode (require/verify-full), the server's SSL setup and the CA file"
+    elif "timeout" in low or "timed out" in low:
+        what = f"no answer within {timeout}s"
+        todo = "check host, port, VPN/firewall, or raise --schemasync-connect-timeout"
+    elif "connection refused" in low or "could not translate host" in low or "no route" in low:
+        what = "the server is unreachable"
+        todo = "check host and port, and that the server is up"
+    else:
+        what = "the connection failed"
+        todo = "check the production settings"
+    return mask_secrets(
+        f"Cannot reach production at {target.masked} (from {target.source}): {what}; {todo}. "
+        f"Server said: {text}", target.secrets,
+    )
+
+
+def connect_readonly(target: ProductionTarget, timeout: int = 5) -> psycopg.Connection[Any]:
+    """A connection whose every transaction is read-only; verified before it is returned."""
+    options = (target.info.params.get("options", "") + " -c default_transaction_read_only=on")
+    conninfo = target.info.conninfo(connect_timeout=max(1, timeout), options=options.strip(),
+                                    application_name="pytest-schemasync (read-only)")
+    try:
+        conn = psycopg.connect(conninfo, autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise ProductionError(_classify(exc, target, timeout)) from None
+    row = conn.execute("SHOW default_transaction_read_only").fetchone()
+    if not row or row[0] != "on":
+        conn.close()
+        raise ProductionError(
+            f"Production at {target.masked} did not accept default_transaction_read_only=on; "
+            f"refusing to go on (a pooler may strip startup options: connect directly)."
+        )
+    return conn
+
+
+def system_identifier(conn: psycopg.Connection[Any]) -> str | None:
+    """The cluster's unique id, to tell two servers apart (None when not readable)."""
+    try:
+        with conn.transaction():
+            row = conn.execute("SELECT system_identifier::text FROM pg_control_system()").fetchone()
+    except psycopg.Error:
+        return None
+    return str(row[0]) if row else None
