@@ -148,7 +148,8 @@ def sweep_private_clusters(root: Path, binaries: PgBinaries, os_user: OsUser | N
 def acquire_cluster(root: Path, binaries: PgBinaries, os_user: OsUser | None) -> ClusterLease:
     """Own the cached cluster for this session, or a private one if another session has it."""
     ensure_cache_dir(root)
-    base = root / f"pg{binaries.major}-{hashlib.sha256(str(binaries.bindir).encode()).hexdigest()[:6]}"
+    bindir_tag = hashlib.sha256(str(binaries.bindir).encode()).hexdigest()[:6]
+    base = root / f"pg{binaries.major}-{bindir_tag}"
     base.mkdir(exist_ok=True)
     sweep_private_clusters(root, binaries, os_user)
     lock = FileLock(str(base / "cluster.lock"))

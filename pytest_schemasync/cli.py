@@ -128,6 +128,78 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_refresh(args: argparse.Namespace, settings: Settings) -> int:
+    from .refresh import refresh_set
+
+    session = Session(settings)
+    try:
+        session.start()
+        names = _selected_sets(settings, args.set)
+        with_production = [n for n in names if args.set or _has_production(settings, n)]
+        if not with_production:
+            raise ConfigError("No schema set names a production database to refresh from.")
+        for name in with_production:
+            result = refresh_set(session.manager, settings, settings.schema_set(name),
+                                 dry_run=args.dry_run)
+            print(result.summary_line())
+            if args.dry_run and result.before.drift:
+                from .diff import render_text
+
+                print(render_text(result.before, header=[("schema set", name)]))
+        return 0
+    finally:
+        session.close()
+
+
+def _has_production(settings: Settings, name: str) -> bool:
+    from .production import resolve_production
+
+    return resolve_production(settings, settings.schema_set(name)) is not None
+
+
+def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from .refresh import rollback
+
+    backup, restored = rollback(settings, args.backup)
+    print(f"restored from {backup}:")
+    for path in restored:
+        shown = path.relative_to(settings.root) if path.is_relative_to(settings.root) else path
+        print(f"  {shown}")
+    return 0
+
+
+def cmd_backups(args: argparse.Namespace, settings: Settings) -> int:
+    from .refresh import list_backups
+
+    backups = list_backups(settings.backup_dir)
+    if not backups:
+        print(f"no backups in {settings.backup_dir}")
+    for backup in backups:
+        files = sorted(str(p.relative_to(backup / "previous"))
+                       for p in (backup / "previous").rglob("*") if p.is_file())
+        print(f"{backup.name}  {', '.join(files) or '(no previous files)'}")
+    return 0
+
+
+def cmd_dump(args: argparse.Namespace, settings: Settings) -> int:
+    from .production import ProductionTarget, connect_readonly
+    from .refresh import dump_schema, normalize_dump, replace_files
+
+    target = ProductionTarget(server_info_from_url(args.url, kind="source"), "command line")
+    with connect_readonly(target, settings.connect_timeout) as conn:
+        major = conn.info.server_version // 10000
+    text, _ = dump_schema(target.info, major, exclude_schemas=tuple(args.exclude_schema or ()),
+                          pinned_bindir=settings.pg_bindir)
+    text = normalize_dump(text)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        output = args.output.resolve()
+        replace_files(output.parent, {output: text})
+        print(f"wrote {output} ({len(text.splitlines())} lines) from {target.masked}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="schemasync",
@@ -168,6 +240,27 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--allow-out-of-order", action="store_true",
                          help="apply pending migrations older than the newest applied one")
     migrate.set_defaults(handler=cmd_migrate)
+
+    refresh = commands.add_parser("refresh", help="re-export the schema files from production, "
+                                                  "prove they install, then replace them")
+    refresh.add_argument("--set", action="append", help="only this schema set (repeatable)")
+    refresh.add_argument("--dry-run", action="store_true", help="show the diff, write nothing")
+    refresh.set_defaults(handler=cmd_refresh)
+
+    rollback = commands.add_parser("rollback", help="restore the files from a refresh backup")
+    rollback.add_argument("backup", nargs="?", type=Path, default=None,
+                          help="backup folder (default: the newest)")
+    rollback.set_defaults(handler=cmd_rollback)
+
+    backups = commands.add_parser("backups", help="list refresh backups")
+    backups.set_defaults(handler=cmd_backups)
+
+    dump = commands.add_parser("dump", help="write a clean, deterministic schema file of any "
+                                            "database (read-only)")
+    dump.add_argument("url", help="libpq URL of the database to dump")
+    dump.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    dump.add_argument("--exclude-schema", action="append", help="schema pattern to leave out")
+    dump.set_defaults(handler=cmd_dump)
     return parser
 
 
@@ -177,6 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
     try:
         settings = load_settings(args)
+        from .refresh import recover
+
+        recover(settings.root)  # finish a refresh or rollback that was killed mid-swap
         return handler(args, settings)
     except SchemaSyncError as exc:
         print(f"schemasync: error: {exc}", file=sys.stderr)

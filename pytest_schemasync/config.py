@@ -170,7 +170,9 @@ def _coerce(option: Option, value: Any, source: str) -> Any:
         try:
             return int(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{source}: {option.name} must be a whole number, not {value!r}.")
+            raise ConfigError(
+                f"{source}: {option.name} must be a whole number, not {value!r}."
+            ) from None
     if option.kind == "path":
         return Path(str(value)).expanduser()
     return str(value)

@@ -244,8 +244,9 @@ class DatabaseManager:
         self._drop(name)
         self.admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}")
                            .format(sql.Identifier(build), sql.Identifier(name)))
-        self.admin.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true")
-                           .format(sql.Identifier(name)))
+        self.admin.execute(
+            sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true")
+            .format(sql.Identifier(name)))
         self._event(f"built template {name} set={schema_set.name} before={plan.before}")
         if self.exclusive:
             self._drop_stale_templates(name)

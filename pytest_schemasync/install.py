@@ -60,7 +60,9 @@ EXTENSION_PACKAGES = {
 }
 CONTRIB_HINT = "postgresql-contrib (shipped with postgresql-{major} on Debian)"
 
-_PSQL_ERROR = re.compile(r"^psql:(?P<file>.*?):(?P<line>\d+): (?P<level>ERROR|FATAL):\s+(?P<msg>.*)$")
+_PSQL_ERROR = re.compile(
+    r"^psql:(?P<file>.*?):(?P<line>\d+): (?P<level>ERROR|FATAL):\s+(?P<msg>.*)$"
+)
 _MISSING_EXT = (
     re.compile(r'extension control file "[^"]*/(?P<name>[^/"]+)\.control"'),
     re.compile(r'extension "(?P<name>[^"]+)" is not available'),

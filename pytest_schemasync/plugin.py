@@ -15,7 +15,7 @@ from psycopg.pq import TransactionStatus
 
 from .config import OPTIONS, Settings, build_settings
 from .databases import Database, Template
-from .errors import DriftError, SchemaSyncError
+from .errors import DriftError, RefreshError, SchemaSyncError
 from .secrets import mask_dsn
 from .session import Session
 
@@ -95,6 +95,10 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[settings_key] = settings
     config.stash[lines_key] = []
+    if not _is_worker(config):
+        from .refresh import recover
+
+        recover(settings.root)  # finish a refresh or rollback that was killed mid-swap
     attach = config.workerinput.get("schemasync") if _is_worker(config) else None  # type: ignore[attr-defined]
     worker = config.workerinput.get("workerid", "m") if _is_worker(config) else "m"  # type: ignore[attr-defined]
     config.stash[session_key] = Session(settings, worker=worker, attach=attach)
@@ -123,6 +127,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     ss = config.stash[session_key]
     try:
         ss.start()
+        if settings.refresh:
+            _refresh(config, ss, settings)
+            if settings.dry_run:
+                pytest.exit("schemasync: dry run; nothing was written and no tests were run",
+                            returncode=0)
         config.stash[templates_key] = ss.prepare(rebuild=settings.rebuild)
         if settings.check:
             from .check import check_all, write_outputs
@@ -136,6 +145,24 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     except psycopg.Error as exc:
         pytest.exit(f"schemasync: unexpected database error at session start: "
                     f"{mask_dsn(str(exc).strip())}", returncode=SchemaSyncError.exit_code)
+
+
+def _refresh(config: pytest.Config, ss: Session, settings: Settings) -> None:
+    from .diff import render_text
+    from .production import resolve_production
+    from .refresh import refresh_set
+
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    names = [n for n, s in settings.sets.items() if resolve_production(settings, s) is not None]
+    if not names:
+        raise RefreshError("--refresh-schema: no schema set names a production database.")
+    for name in names:
+        result = refresh_set(ss.manager, settings, settings.sets[name], dry_run=settings.dry_run)
+        config.stash[lines_key].append(f"schemasync: {result.summary_line()}")
+        if tr is not None:
+            tr.write_line(f"schemasync: {result.summary_line()}")
+            if settings.dry_run and result.before.drift:
+                tr.write_line(render_text(result.before, header=[("schema set", name)]))
 
 
 @pytest.hookimpl(tryfirst=True)

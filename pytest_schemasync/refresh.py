@@ -1,0 +1,378 @@
+"""Re-export the schema files from production, prove them, then replace them atomically.
+
+Order of work: dump production read-only -> normalize (deterministic bytes) -> split the
+functions out by real statement boundaries -> stage the new files in a new backup folder ->
+build them into a scratch database and compare it with production -> only then swap the files
+in through a journal, so an interrupted refresh is rolled forward or was never visible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .catalog import Snapshot
+from .check import bundled_snapshot, catalog_options, production_snapshot
+from .config import SchemaSet, Settings
+from .databases import DatabaseManager
+from .diff import DiffResult, compare, render_markdown, render_text
+from .errors import RefreshError
+from .production import ProductionTarget, resolve_production
+from .secrets import mask_secrets
+from .server import ServerInfo, find_pg_dump
+from .sqltext import split_statements
+
+JOURNAL = ".schemasync-refresh.json"
+NEW_SUFFIX = ".schemasync-new"
+_VERSION_HEADER = re.compile(r"^-- Dumped (from database|by pg_dump) version .*$")
+_RESTRICT = re.compile(r"^\\(un)?restrict\b.*$")
+_FUNCTION = re.compile(r"^CREATE (OR REPLACE )?(FUNCTION|PROCEDURE) (?P<name>[^\s(]+)\(",
+                       re.IGNORECASE)
+_OR_REPLACE = re.compile(r"^((?:\s*--.*\n|\s*\n)*\s*)CREATE (FUNCTION|PROCEDURE)\b")
+_FUNCTION_COMMENT = re.compile(r"^COMMENT ON (FUNCTION|PROCEDURE) (?P<name>[^\s(]+)\(",
+                               re.IGNORECASE)
+
+
+# --- dumping -------------------------------------------------------------------------
+
+
+def _pg_dump_supports(pg_dump: Path, flag: str) -> bool:
+    out = subprocess.run([str(pg_dump), "--help"], capture_output=True, text=True).stdout
+    return flag in out
+
+
+def dump_schema(info: ServerInfo, server_major: int, *, exclude_schemas: tuple[str, ...] = (),
+                pinned_bindir: str | None = None) -> tuple[str, str]:
+    """``pg_dump --schema-only`` of the database, read-only. Returns (text, pg_dump version)."""
+    pg_dump, version = find_pg_dump(server_major, pinned_bindir)
+    args = [str(pg_dump), "--schema-only", "--no-owner", "--no-privileges", "--no-tablespaces"]
+    # pg_dump 15.14+/16.10+/17.6+ guard dumps with \restrict and a random key; a fixed key
+    # keeps the output stable where the flag exists (and the lines are stripped anyway).
+    if _pg_dump_supports(pg_dump, "--restrict-key"):
+        args.append("--restrict-key=schemasync")
+    for pattern in exclude_schemas:
+        args.append(f"--exclude-schema={pattern}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(info.libpq_env(info.admin_db))
+    env["PGOPTIONS"] = (env.get("PGOPTIONS", "") + " -c default_transaction_read_only=on").strip()
+    result = subprocess.run(args, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        secrets = (info.password,) if info.password else ()
+        raise RefreshError(mask_secrets(
+            f"pg_dump {version} failed against {info.url()}: {result.stderr.strip()}", secrets))
+    return result.stdout, version
+
+
+def normalize_dump(text: str) -> str:
+    """Byte-stable text: no restrict keys, no version header, no trailing blanks."""
+    lines = []
+    for line in text.splitlines():
+        if _RESTRICT.match(line) or _VERSION_HEADER.match(line):
+            continue
+        lines.append(line.rstrip())
+    while lines and not lines[-1]:
+        lines.pop()
+    out = "\n".join(lines) + "\n"
+    return re.sub(r"\n{3,}", "\n\n", out)
+
+
+@dataclass
+class SplitDump:
+    schema: str
+    functions: str
+    moved: list[str] = field(default_factory=list)
+
+
+def split_functions(text: str) -> SplitDump:
+    """Move functions nothing else in the dump refers to (triggers, defaults, views keep theirs
+    in the schema file, so it installs on its own) into a separate text."""
+    lines = text.splitlines()
+    chunks: list[tuple[str, str, str | None]] = []  # (kind, text with leading comments, name)
+    previous_end = 0
+    for statement in split_statements(text):
+        chunk = "\n".join(lines[previous_end:statement.end_line])
+        previous_end = statement.end_line
+        kind, name = "other", None
+        if statement.kind == "sql":
+            for pattern, label in ((_FUNCTION, "function"), (_FUNCTION_COMMENT, "comment")):
+                match = pattern.match(statement.text)
+                if match:
+                    kind, name = label, match["name"]
+        chunks.append((kind, chunk, name))
+    tail = "\n".join(lines[previous_end:])
+    others = "\n".join(c for kind, c, _ in chunks if kind == "other")
+
+    def referenced(name: str) -> bool:
+        bare = name.split(".")[-1].strip('"')
+        return re.search(rf"\b{re.escape(bare)}\s*\(", others) is not None
+
+    movable = {name for kind, _, name in chunks
+               if kind == "function" and name is not None and not referenced(name)}
+    prelude = [c for kind, c, _ in chunks[:12] if kind == "other"
+               and re.match(r"^\s*(--.*\n\s*)*(SET |SELECT pg_catalog.set_config)", c + "\n")]
+    schema_parts: list[str] = []
+    function_parts: list[str] = []
+    for kind, chunk, name in chunks:
+        if kind != "other" and name in movable:
+            # The functions file runs after the set's other files, which may define the same
+            # functions (carthorse's fix-up file does): replace, as a hand-kept file would.
+            function_parts.append(_OR_REPLACE.sub(r"\1CREATE OR REPLACE \2", chunk, count=1))
+        else:
+            schema_parts.append(chunk)
+    moved = sorted(movable)
+    schema = normalize_dump("\n".join(schema_parts) + "\n" + tail)
+    if not function_parts:
+        return SplitDump(schema, "", [])
+    head = "--\n-- Functions exported by pytest-schemasync from the production dump.\n--\n"
+    functions = normalize_dump(head + "\n".join(prelude) + "\n" + "\n".join(function_parts))
+    return SplitDump(schema, functions, moved)
+
+
+# --- journaled replacement -----------------------------------------------------------
+
+
+def _journal_path(root: Path) -> Path:
+    return root / JOURNAL
+
+
+def replace_files(root: Path, new_texts: dict[Path, str]) -> None:
+    """Write each file aside, record the swap in a journal, then rename. A crash before the
+    journal exists leaves the old files; after it, ``recover`` finishes the swap."""
+    for path, text in new_texts.items():
+        aside = path.with_name(path.name + NEW_SUFFIX)
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        with open(aside, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    journal = _journal_path(root)
+    tmp = journal.with_name(journal.name + ".tmp")
+    tmp.write_text(json.dumps({"files": [str(p) for p in new_texts]}))
+    os.replace(tmp, journal)
+    recover(root)
+
+
+def recover(root: Path) -> list[Path]:
+    """Finish a swap a killed refresh or rollback started; drop strays from one that never
+    reached its journal. Returns the files it completed."""
+    journal = _journal_path(root)
+    done: list[Path] = []
+    if journal.exists():
+        try:
+            files = [Path(p) for p in json.loads(journal.read_text())["files"]]
+        except (ValueError, KeyError):
+            files = []
+        for path in files:
+            aside = path.with_name(path.name + NEW_SUFFIX)
+            if aside.exists():
+                os.replace(aside, path)
+                done.append(path)
+        journal.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        _journal_path(root).with_name(JOURNAL + ".tmp").unlink(missing_ok=True)
+    return done
+
+
+def clean_strays(paths: list[Path]) -> None:
+    for path in paths:
+        path.with_name(path.name + NEW_SUFFIX).unlink(missing_ok=True)
+
+
+# --- backups -------------------------------------------------------------------------
+
+
+def new_backup_dir(base: Path) -> Path:
+    base.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d_%H%M%S")
+    for n in range(1, 1000):
+        name = f"schema-sync-{stamp}" + (f"-{n}" if n > 1 else "")
+        candidate = base / name
+        try:
+            candidate.mkdir()  # never overwrite an existing backup
+            return candidate
+        except FileExistsError:
+            continue
+    raise RefreshError(f"Could not create a new backup folder in {base}.")
+
+
+def list_backups(base: Path) -> list[Path]:
+    if not base.is_dir():
+        return []
+    return sorted((p for p in base.iterdir() if p.is_dir() and p.name.startswith("schema-sync-")),
+                  key=lambda p: p.name)
+
+
+def prune_backups(base: Path, keep: int) -> list[Path]:
+    if keep <= 0:
+        return []
+    old = list_backups(base)[:-keep]
+    for path in old:
+        shutil.rmtree(path, ignore_errors=True)
+    return old
+
+
+def _relative(path: Path, root: Path) -> Path:
+    return path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
+
+
+# --- the refresh ---------------------------------------------------------------------
+
+
+@dataclass
+class RefreshResult:
+    schema_set: SchemaSet
+    target: ProductionTarget
+    changed: list[Path]
+    backup: Path | None
+    before: DiffResult  # old files vs production: what the refresh changes
+    dry_run: bool
+
+    def summary_line(self) -> str:
+        if self.dry_run:
+            verb = "would change" if self.changed else "would change nothing in"
+        else:
+            verb = "updated" if self.changed else "no change to"
+        files = ", ".join(str(p) for p in self.changed) or "the schema files"
+        where = f" (backup {self.backup})" if self.backup else ""
+        return f"refresh {self.schema_set.name!r}: {verb} {files}{where}"
+
+
+def _counts(snap: Snapshot) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for kind, _ in snap.objects:
+        counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _summary(schema_set: SchemaSet, target: ProductionTarget, production: Snapshot,
+             pg_dump_version: str, before: DiffResult, changed: list[str],
+             moved: list[str]) -> str:
+    lines = [
+        f"# Schema sync summary: set `{schema_set.name}`",
+        "",
+        f"- When: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
+        f"- From: {target.masked} ({target.source}, read-only)",
+        f"- Server: PostgreSQL {production.server_version}; pg_dump {pg_dump_version}",
+        f"- Files replaced: {', '.join(changed) or 'none (already identical)'}",
+        f"- Functions moved to the functions file: {len(moved)}",
+        "",
+        "## Objects in production",
+        "",
+        "| kind | count |",
+        "| --- | ---: |",
+        *[f"| {kind} | {n} |" for kind, n in _counts(production).items()],
+        "",
+        "## What changed against the previous files",
+        "",
+        render_markdown(before, header=[]) if before.drift else "Nothing: the previous files "
+        "already described production.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSet, *,
+                dry_run: bool = False) -> RefreshResult:
+    target = resolve_production(settings, schema_set)
+    if target is None:
+        raise RefreshError(
+            f"Schema set {schema_set.name!r} names no production database to refresh from: set "
+            f"production-url-env or production-dotenv for it."
+        )
+    if schema_set.schema_file is None:
+        raise RefreshError(f"Schema set {schema_set.name!r} has no files to refresh.")
+    root = settings.root
+    recover(root)
+    production, _ = production_snapshot(target, schema_set, settings, manager)
+    raw, pg_dump_version = dump_schema(target.info, production.server_major,
+                                       exclude_schemas=schema_set.exclude_schemas,
+                                       pinned_bindir=settings.pg_bindir)
+    normalized = normalize_dump(raw)
+    split = (split_functions(normalized) if schema_set.functions_file is not None
+             else SplitDump(normalized, "", []))
+    new_texts: dict[Path, str] = {schema_set.schema_file: split.schema}
+    if schema_set.functions_file is not None:
+        new_texts[schema_set.functions_file] = split.functions or "-- no functions\n"
+    changed = [p for p, text in new_texts.items()
+               if not p.exists() or p.read_text(encoding="utf-8") != text]
+    before = compare(bundled_snapshot(manager, schema_set), production,
+                     catalog_options(schema_set))
+    if dry_run:
+        return RefreshResult(schema_set, target, [_relative(p, root) for p in changed], None,
+                             before, dry_run=True)
+
+    backup = new_backup_dir(settings.backup_dir)
+    (backup / "production-schema.sql").write_text(normalized, encoding="utf-8")
+    (backup / "production-functions.sql").write_text(split.functions, encoding="utf-8")
+    staged: dict[Path, Path] = {}
+    for path, text in new_texts.items():
+        rel = _relative(path, root)
+        if path.exists():
+            (backup / "previous" / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, backup / "previous" / rel)
+        (backup / "new" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (backup / "new" / rel).write_text(text, encoding="utf-8")
+        staged[path] = backup / "new" / rel
+
+    # Prove: the staged files (plus the set's other files, unchanged) must rebuild production.
+    proof_set = replace(schema_set, files=tuple(staged.get(p, p) for p in schema_set.files),
+                        origins={**schema_set.origins,
+                                 **{v: f"staged {v.relative_to(backup)}" for v in staged.values()}})
+    proof_settings = replace(settings, sets={**settings.sets, schema_set.name: proof_set})
+    proof_manager = DatabaseManager(manager.server, proof_settings, token=manager.token,
+                                    worker=manager.worker + "r", psql=manager.psql,
+                                    exclusive=False, events=manager.events)
+    try:
+        after = compare(bundled_snapshot(proof_manager, proof_set), production,
+                        catalog_options(schema_set))
+    except Exception as exc:
+        raise RefreshError(
+            f"The refreshed files for set {schema_set.name!r} do not install; nothing was "
+            f"replaced. The dump is kept in {backup} for inspection.\n{exc}"
+        ) from None
+    finally:
+        proof_manager.close()
+    if after.drift:
+        header = [("staged files", str(backup / "new"))]
+        raise RefreshError(
+            f"The refreshed files for set {schema_set.name!r} install but do not reproduce "
+            f"production; nothing was replaced. The dump is kept in {backup}.\n"
+            + render_text(after, header=header)
+        )
+    changed_rel = [str(_relative(p, root)) for p in changed]
+    (backup / "sync-summary.md").write_text(
+        _summary(schema_set, target, production, pg_dump_version, before, changed_rel,
+                 split.moved), encoding="utf-8")
+    if changed:
+        replace_files(root, {p: new_texts[p] for p in changed})
+    prune_backups(settings.backup_dir, settings.backup_keep)
+    return RefreshResult(schema_set, target, [_relative(p, root) for p in changed], backup,
+                         before, dry_run=False)
+
+
+def rollback(settings: Settings, backup: Path | None = None) -> tuple[Path, list[Path]]:
+    """Restore the files a refresh replaced, from ``backup`` (default: the newest)."""
+    backups = list_backups(settings.backup_dir)
+    if backup is None:
+        if not backups:
+            raise RefreshError(f"No backups in {settings.backup_dir} to roll back to.")
+        backup = backups[-1]
+    elif not backup.is_absolute() and not backup.exists():
+        backup = settings.backup_dir / backup
+    previous = backup / "previous"
+    if not previous.is_dir():
+        raise RefreshError(
+            f"{backup} holds no previous files to restore (known backups: "
+            f"{', '.join(b.name for b in backups) or 'none'})."
+        )
+    restored = {settings.root / p.relative_to(previous): p.read_text(encoding="utf-8")
+                for p in sorted(previous.rglob("*")) if p.is_file()}
+    recover(settings.root)
+    replace_files(settings.root, restored)
+    return backup, sorted(restored)
