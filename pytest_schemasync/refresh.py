@@ -303,9 +303,10 @@ def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: Schema
                if not p.exists() or p.read_text(encoding="utf-8") != text]
     before = compare(bundled_snapshot(manager, schema_set), production,
                      catalog_options(schema_set))
-    if dry_run:
+    if dry_run or not changed:
+        # Nothing to replace: an unchanged production leaves the files (and backups) alone.
         return RefreshResult(schema_set, target, [_relative(p, root) for p in changed], None,
-                             before, dry_run=True)
+                             before, dry_run=dry_run)
 
     backup = new_backup_dir(settings.backup_dir)
     (backup / "production-schema.sql").write_text(normalized, encoding="utf-8")
