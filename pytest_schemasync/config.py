@@ -223,7 +223,8 @@ def _parse_sets(section: dict[str, Any], root: Path, cfg: Path, raw: str) -> dic
 
         def resolve(rel: str, origins: dict[Path, str] = origins) -> Path:
             path = (root / rel).resolve()
-            origins[path] = f"{cfg.name}:{_line_of(raw, rel) or '?'}"
+            line = _line_of(raw, f'"{rel}"') or _line_of(raw, f"'{rel}'")
+            origins[path] = f"{cfg.name}:{line or '?'}"
             return path
 
         migrations = body.get("migrations")

@@ -152,7 +152,8 @@ def describe_failure(path: Path, text: str, line: int, stderr_lines: list[str], 
 def run_sql(target: InstallTarget, path: Path, text: str, *, set_name: str, origin: str,
             single_transaction: bool = False, prelude: str = "", epilogue: str = "") -> None:
     """Feed ``text`` to psql on stdin (restrict lines blanked, line numbers kept)."""
-    script = prelude + blank_restrict_lines(text) + "\n" + epilogue
+    # A BOM is only harmless at the very start of psql's input; a prelude would move it.
+    script = prelude + blank_restrict_lines(text).removeprefix("\ufeff") + "\n" + epilogue
     offset = prelude.count("\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env.update(target.server.libpq_env(target.dbname))

@@ -7,7 +7,7 @@ import signal
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 import pytest
@@ -27,6 +27,9 @@ session_key = pytest.StashKey[Session]()
 templates_key = pytest.StashKey[list[Template]]()
 lines_key = pytest.StashKey[list[str]]()
 checks_key = pytest.StashKey[list["SetCheck"]]()
+
+
+T = TypeVar("T")
 
 
 class SchemaSyncWarning(pytest.PytestWarning):
@@ -254,20 +257,20 @@ def _marker_choice(request: pytest.FixtureRequest) -> tuple[str | None, str | No
     return set_name, (str(before) if before is not None else None)
 
 
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
+def _or_fail(action: Callable[[], T]) -> T:
+    """Run ``action``; our errors fail the test with their message alone."""
     try:
-        yield
+        return action()
     except SchemaSyncError as exc:
-        pytest.fail(f"schemasync: {exc}", pytrace=False)
+        message = f"schemasync: {exc}"
+    pytest.fail(message, pytrace=False)  # outside the except block: no chained traceback
 
 
 @pytest.fixture(scope="session")
 def schemasync(request: pytest.FixtureRequest) -> Session:
     """The session's server and databases (``.manager``, ``.server``)."""
     ss = request.config.stash[session_key]
-    with _user_errors():
-        ss.start()
+    _or_fail(ss.start)
     return ss
 
 
@@ -277,31 +280,41 @@ def db(schemasync: Session, request: pytest.FixtureRequest) -> Iterator[psycopg.
     rolled back afterwards. Use ``with db.transaction():`` for savepoints."""
     set_name, before = _marker_choice(request)
     manager = schemasync.manager
-    with _user_errors():
-        conn = manager.rollback_connection(set_name, before)
+    conn = _or_fail(lambda: manager.rollback_connection(set_name, before))
     row_factory = conn.row_factory
     tx = conn.transaction(force_rollback=True)
     tx.__enter__()
+    # A guard savepoint tells, at teardown, whether this is still our transaction: after a
+    # raw COMMIT (even one followed by more statements) it no longer exists.
+    conn.execute(f"SAVEPOINT {_GUARD}")
     try:
         yield conn
     finally:
-        status = None if conn.closed else conn.info.transaction_status
-        if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
-            with contextlib.suppress(psycopg.Error):
-                tx.__exit__(None, None, None)
+        ours = False
+        if not conn.closed and conn.info.transaction_status in (TransactionStatus.INTRANS,
+                                                                TransactionStatus.INERROR):
+            try:
+                conn.execute(f"ROLLBACK TO SAVEPOINT {_GUARD}")
+                ours = True
+            except psycopg.Error:
+                ours = False
+        committed = not conn.closed and not ours
+        with contextlib.suppress(psycopg.Error, psycopg.ProgrammingError):
+            tx.__exit__(None, None, None)
+        if ours:
             conn.row_factory = row_factory
         else:
             # The test committed or broke the connection: this database is no longer the
             # pristine schema, so it is replaced before the next test uses it.
-            with contextlib.suppress(psycopg.Error, psycopg.ProgrammingError):
-                tx.__exit__(None, None, None)
             manager.discard_rollback_for(conn)
-            if status == TransactionStatus.IDLE:
+            if committed:
                 warnings.warn(SchemaSyncWarning(
                     f"{request.node.nodeid} ended the transaction of the `db` fixture (COMMIT); "
                     f"its database was replaced. Use `fresh_db` for tests that commit."),
                     stacklevel=1)
 
+
+_GUARD = "schemasync_guard"
 
 DbFactory = Callable[..., Database]
 
@@ -316,9 +329,8 @@ def schemasync_db_factory(schemasync: Session,
     made: list[Database] = []
 
     def factory(set_name: str | None = None, *, before: str | None = None) -> Database:
-        with _user_errors():
-            database = manager.clone(set_name or default_set,
-                                     before if before is not None else default_before)
+        database = _or_fail(lambda: manager.clone(
+            set_name or default_set, before if before is not None else default_before))
         made.append(database)
         return database
 

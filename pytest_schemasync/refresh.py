@@ -93,7 +93,7 @@ class SplitDump:
 def split_functions(text: str) -> SplitDump:
     """Move functions nothing else in the dump refers to (triggers, defaults, views keep theirs
     in the schema file, so it installs on its own) into a separate text."""
-    lines = text.splitlines()
+    lines = text.split("\n")  # psql's notion of a line (splitlines() also splits on \f)
     chunks: list[tuple[str, str, str | None]] = []  # (kind, text with leading comments, name)
     previous_end = 0
     for statement in split_statements(text):

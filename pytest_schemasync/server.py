@@ -191,7 +191,15 @@ def server_os_user(preferred: str | None = None) -> OsUser | None:
             return OsUser(name, entry.pw_uid, entry.pw_gid)
         except KeyError:
             continue
-    name = preferred or FALLBACK_OS_USER
+    if preferred:
+        # An account the user named is never created behind their back (a typo would
+        # otherwise leave a new system user on the machine).
+        raise ServerError(
+            f"The server user {preferred!r} (--schemasync-server-user / SCHEMASYNC_SERVER_USER) "
+            f"does not exist. Create it (`useradd --system {preferred}`), name an existing "
+            f"unprivileged user, or leave the option out to use 'postgres'."
+        )
+    name = FALLBACK_OS_USER
     useradd = shutil.which("useradd") or "/usr/sbin/useradd"
     result = subprocess.run(
         [useradd, "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin",
@@ -420,6 +428,19 @@ class EmbeddedCluster:
         return pid
 
     def start(self) -> None:
+        if self.os_user is not None and self.data_dir.is_dir():
+            owner = self.data_dir.stat().st_uid
+            if owner != self.os_user.uid:
+                try:
+                    owner_name = pwd.getpwuid(owner).pw_name
+                except KeyError:
+                    owner_name = f"uid {owner}"
+                raise ServerError(
+                    f"The cached cluster in {self.data_dir} belongs to the OS user "
+                    f"{owner_name!r}, but the server user is now {self.os_user.name!r}. Use "
+                    f"--schemasync-server-user={owner_name}, another --schemasync-cache-dir, "
+                    f"or delete {self.data_dir.parent} (it is only a cache)."
+                )
         self._own(self.socket_dir, 0o755)
         check_reachable(self.socket_dir, self.os_user)
         self._write_settings()

@@ -154,7 +154,7 @@ class _Scanner:
         self.prev_word: str | None = None
         self.copy_in = False
 
-    def _line_bounds(self, k: int) -> tuple[int, int]:
+    def line_bounds(self, k: int) -> tuple[int, int]:
         s = self.starts[k]
         e = self.starts[k + 1] - 1 if k + 1 < self.nlines else len(self.text)
         # the last line may still end with '\n' when it is the file's final character
@@ -172,7 +172,7 @@ class _Scanner:
             k = self.next_line
             self.next_line += 1
             self.lineno += 1
-            s, e = self._line_bounds(k)
+            s, e = self.line_bounds(k)
             if k == 0 and self.text.startswith("\ufeff"):
                 s += 1  # psql drops a UTF-8 BOM on the first line
             self._scan_line(s, e)
@@ -343,6 +343,7 @@ class _Scanner:
     def _significant(self, start: int, end: int, word: str | None) -> None:
         if self.st_start is None:
             self.st_start = start
+        if self.first_word is None:
             self.first_word = word or ""
         self.st_last = end
         self.prev_word = word
@@ -362,7 +363,7 @@ class _Scanner:
         # is exactly "\." (CRLF allowed) or EOF; only lines ending in '\n' bump pset.lineno.
         text = self.text
         while self.next_line < self.nlines:
-            s, e = self._line_bounds(self.next_line)
+            s, e = self.line_bounds(self.next_line)
             self.next_line += 1
             if e < len(text):
                 self.lineno += 1
@@ -382,6 +383,7 @@ class _Scanner:
             self._significant(pos, pos + 2, None)
             if text[pos + 1] == ";":
                 self.ident_count = 0
+                self.first_word = None  # the server may run a COPY FROM stdin glued on
             return pos + 2
         name_m = _META_NAME.match(text, pos + 1, end)
         assert name_m is not None
@@ -497,7 +499,7 @@ def blank_restrict_lines(text: str) -> str:
     for it in items:
         if it.meta is None or it.meta.name not in ("restrict", "unrestrict"):
             continue
-        s, e = scanner._line_bounds(scanner.line_of(it.start) - 1)
+        s, e = scanner.line_bounds(scanner.line_of(it.start) - 1)
         if s == 0 and text.startswith("\ufeff"):
             s = 1
         if e > s and text[e - 1] == "\r":
