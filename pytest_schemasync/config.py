@@ -65,6 +65,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("clone_strategy", "CREATE DATABASE strategy for clones: auto, file_copy or wal_log "
            "(auto: file_copy on the embedded server, the server default elsewhere).",
            default="auto"),
+    Option("pool_size", "Clones per template each process keeps ready in the background for "
+           "fresh_db and the factory (0 turns the pool off).", kind="int", default=2,
+           env="SCHEMASYNC_POOL_SIZE"),
     Option("check", "Compare the bundled schema with production at session start and stop "
            "before any test runs when they differ.",
            kind="bool", default=False, env="SCHEMASYNC_CHECK", aliases=("--schema-check",)),
@@ -126,6 +129,7 @@ class Settings:
     server_user: str | None = None
     rebuild: bool = False
     clone_strategy: str = "auto"
+    pool_size: int = 2
     check: bool = False
     production_url: str | None = None
     connect_timeout: int = 5

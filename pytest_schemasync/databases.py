@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import os
 import re
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from .config import SchemaSet, Settings
 from .errors import ServerError
 from .install import InstallTarget, read_schema_file, run_sql
 from .migrations import Migration, discover, recording_sql, select_before
+from .pool import ClonePool
 from .secrets import mask_dsn
 from .server import ServerInfo
 
@@ -109,6 +111,8 @@ class DatabaseManager:
         self._templates: dict[tuple[str, str | None], Template] = {}
         self._rollback: dict[tuple[str, str | None], tuple[Database, psycopg.Connection[Any]]] = {}
         self._created: list[str] = []
+        self._lock = threading.Lock()
+        self._pool: ClonePool | None = None
 
     # --- plumbing -----------------------------------------------------------------
 
@@ -140,21 +144,22 @@ class DatabaseManager:
         finally:
             self.admin.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, key))
 
-    def _drop(self, name: str) -> None:
+    def _drop(self, name: str, conn: psycopg.Connection[Any] | None = None) -> None:
+        conn = conn or self.admin
         ident = sql.Identifier(name)
-        row = self.admin.execute(
+        row = conn.execute(
             "SELECT datistemplate FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if row is None:
             return
         if row[0]:
-            self.admin.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(ident))
+            conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(ident))
         if self.server.major >= 13:
-            self.admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
         else:
-            self.admin.execute(
+            conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
                 (name,))
-            self.admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(ident))
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(ident))
 
     # --- session ownership and cleanup ---------------------------------------------
 
@@ -264,25 +269,49 @@ class DatabaseManager:
     def _new_name(self, kind: str) -> str:
         return f"{kind}_{self.token}_{self.worker}_{next(self._counter)}"
 
-    def clone(self, set_name: str | None = None, before: str | None = None,
-              *, kind: str = "ssc") -> Database:
-        template = self.template(set_name, before)
+    def _create_clone(self, conn: psycopg.Connection[Any], template: str,
+                      kind: str = "ssc") -> str:
         name = self._new_name(kind)
         strategy = self.settings.clone_strategy
         if strategy == "auto":
             strategy = "file_copy" if self.server.kind == "embedded" else ""
         query = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            sql.Identifier(name), sql.Identifier(template.name))
+            sql.Identifier(name), sql.Identifier(template))
         if strategy and self.server.major >= 15:
             query = query + sql.SQL(" STRATEGY {}").format(sql.SQL(strategy.upper()))
-        self.admin.execute(query)
-        self._created.append(name)
+        conn.execute(query)
+        with self._lock:
+            self._created.append(name)
+        return name
+
+    @property
+    def pool(self) -> ClonePool | None:
+        if self._pool is None and self.settings.pool_size > 0:
+            self._pool = ClonePool(
+                lambda: psycopg.connect(self.server.conninfo(connect_timeout=10),
+                                        autocommit=True),
+                self._create_clone, lambda conn, name: self._drop(name, conn),
+                self.settings.pool_size)
+        return self._pool
+
+    def clone(self, set_name: str | None = None, before: str | None = None,
+              *, kind: str = "ssc") -> Database:
+        """A new database from the set's template (from the pool when one is ready)."""
+        template = self.template(set_name, before)
+        pool = self.pool if kind == "ssc" else None
+        name = pool.take(template.name) if pool is not None else None
+        if name is None:
+            name = self._create_clone(self.admin, template.name, kind)
         return self.database(name)
 
     def drop(self, database: Database) -> None:
-        self._drop(database.name)
-        with contextlib.suppress(ValueError):
-            self._created.remove(database.name)
+        with self._lock:
+            if database.name in self._created:
+                self._created.remove(database.name)
+        if self._pool is not None and database.name.startswith("ssc_"):
+            self._pool.discard(database.name)
+        else:
+            self._drop(database.name)
 
     # --- the rollback database -----------------------------------------------------
 
@@ -314,8 +343,14 @@ class DatabaseManager:
             if candidate is conn:
                 self._discard_rollback(key)
 
-    def close(self) -> None:
-        """Drop what this process created; keep templates (they are the cache)."""
+    def close(self) -> list[str]:
+        """Drop what this process created; keep templates (they are the cache). Returns
+        problems met in the background, for the caller to report."""
+        problems: list[str] = []
+        if self._pool is not None:
+            self._pool.close()  # finishes queued drops; unused clones are in _created
+            problems = [f"background clone pool: {e}" for e in self._pool.errors]
+            self._pool = None
         for key in list(self._rollback):
             with contextlib.suppress(psycopg.Error):
                 self._discard_rollback(key)
@@ -326,3 +361,4 @@ class DatabaseManager:
         if self._admin is not None:
             self._admin.close()
             self._admin = None
+        return problems

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg.pq import TransactionStatus
 
-from .config import OPTIONS, Settings, build_settings
+from .config import OPTIONS, Settings, build_settings, load_pyproject
 from .databases import Database, Template
 from .errors import DriftError, RefreshError, SchemaSyncError
 from .secrets import mask_dsn
@@ -55,23 +55,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   "rootdir's pyproject.toml).", type="string", default=None)
 
 
+def _config_file(config: pytest.Config) -> tuple[Path, Path | None]:
+    """(project root, file holding [tool.schemasync]).
+
+    pytest picks its rootdir before plugin options are known, so ``--schemasync-cache-dir DIR``
+    (two words) makes DIR look like a test path and can move the rootdir away from the
+    project; the pyproject.toml nearest the invocation directory is therefore tried too.
+    """
+    root = Path(config.rootpath)
+    explicit = config.getini("schemasync_config")
+    if explicit:
+        path = Path(explicit)
+        return root, path if path.is_absolute() else root / path
+    candidates: list[Path] = []
+    if config.inipath is not None and config.inipath.name == "pyproject.toml":
+        candidates.append(Path(config.inipath))
+    invocation = Path(config.invocation_params.dir)
+    candidates += [folder / "pyproject.toml" for folder in [invocation, *invocation.parents]]
+    for candidate in candidates:
+        data, _ = load_pyproject(candidate)
+        if "schemasync" in data.get("tool", {}):
+            return candidate.parent, candidate
+    if candidates and candidates[0] == config.inipath:
+        return candidates[0].parent, candidates[0]
+    return root, None
+
+
 def _build_settings(config: pytest.Config) -> Settings:
     cli = {o.name: config.getoption(f"schemasync_{o.name}") for o in OPTIONS}
-    root = Path(config.rootpath)
-    config_file = config.getini("schemasync_config")
-    if config_file:
-        path = Path(config_file)
-        config_file_path: Path | None = path if path.is_absolute() else root / path
-    elif config.inipath is not None and config.inipath.name == "pyproject.toml":
-        config_file_path = Path(config.inipath)
-        root = config_file_path.parent
-    else:
-        config_file_path = None
+    root, config_file = _config_file(config)
 
     def ini(name: str) -> Any:
         return config.getini(name)
 
-    return build_settings(root, cli=cli, ini=ini, config_file=config_file_path)
+    return build_settings(root, cli=cli, ini=ini, config_file=config_file)
 
 
 # --- lifecycle -----------------------------------------------------------------------
@@ -204,7 +221,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if ss is None or ss._manager is None:
         return
     try:
-        ss.manager.close()
+        for problem in ss.manager.close():
+            warnings.warn(SchemaSyncWarning(problem), stacklevel=1)
     except Exception as exc:
         warnings.warn(SchemaSyncWarning(f"cleanup of test databases failed: {exc}"), stacklevel=1)
 

@@ -71,6 +71,47 @@ def test_db_isolation_savepoints_and_commit_warning(pytester: pytest.Pytester,
     assert out.count("ended the transaction of the `db` fixture") == 1
 
 
+def test_failed_statement_and_failed_test_do_not_spoil_the_next(pytester: pytest.Pytester,
+                                                                cache_dir: Path) -> None:
+    make_project(pytester, sets={"default": {"files": ["schema.sql"]}},
+                 files={"schema.sql": SIMPLE_SCHEMA})
+    pytester.makepyfile(test_db="""
+        import psycopg
+        import pytest
+
+        SEEN = []
+
+        def state(db):
+            SEEN.append(db.execute("SELECT current_database()").fetchone()[0])
+            return [r[0] for r in db.execute("SELECT name FROM items ORDER BY id")]
+
+        def test_1_leaves_transaction_in_error(db):
+            assert state(db) == ["seed"]
+            db.execute("INSERT INTO items (name) VALUES ('before error')")
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                db.execute("INSERT INTO items (name) VALUES ('seed')")
+            assert db.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
+
+        def test_2_clean(db):
+            assert state(db) == ["seed"]
+            db.execute("INSERT INTO items (name) VALUES ('then fails')")
+            raise AssertionError("failing on purpose")
+
+        def test_3_clean_again(db):
+            assert state(db) == ["seed"]
+
+        def test_4_same_rollback_database_throughout():
+            # Nothing committed, so the one rollback database served every test.
+            assert len(SEEN) == 3 and len(set(SEEN)) == 1
+            assert SEEN[0].startswith("sss_")
+    """)
+    result = run_inner(pytester, cache_dir)
+    result.assert_outcomes(passed=3, failed=1)
+    out = output_of(result)
+    assert "failing on purpose" in out
+    assert "SchemaSyncWarning" not in out
+
+
 def test_commit_then_more_statements_still_detected(pytester: pytest.Pytester,
                                                     cache_dir: Path) -> None:
     make_project(pytester, sets={"default": {"files": ["schema.sql"]}},
@@ -114,11 +155,19 @@ def test_fresh_db_commits_ddl_and_is_dropped(pytester: pytest.Pytester, cache_di
                 json.dump({{"fresh": name}}, f)
 
         def test_2_dropped_afterwards(schemasync):
+            import time
+
             with open(RECORD) as f:
                 name = json.load(f)["fresh"]
+            # Clones are dropped by the pool's background thread: give it a moment.
+            deadline = time.monotonic() + 10
             with psycopg.connect(schemasync.server.conninfo(), autocommit=True) as admin:
-                row = admin.execute(
-                    "SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+                while True:
+                    row = admin.execute(
+                        "SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+                    if row is None or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.05)
             assert row is None, name
 
         def test_3_fresh_db_url(fresh_db_url, fresh_database):
@@ -325,3 +374,21 @@ def test_no_pyproject_at_all(pytester: pytest.Pytester, cache_dir: Path) -> None
     """)
     result = run_inner(pytester, cache_dir)
     result.assert_outcomes(passed=1)
+
+
+def test_flag_value_as_separate_argument(pytester: pytest.Pytester, cache_dir: Path) -> None:
+    make_project(pytester, sets={"default": {"files": ["schema.sql"]}},
+                 files={"schema.sql": SIMPLE_SCHEMA})
+    pytester.makepyfile(test_items="""
+        def test_items(db):
+            assert db.execute("SELECT name FROM items").fetchall() == [("seed",)]
+    """)
+    # Once the directory exists (every run after the first), pytest looks at it.
+    run_inner(pytester, cache_dir).assert_outcomes(passed=1)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--schemasync-cache-dir", str(cache_dir), timeout=120)
+    out = output_of(result)
+    if result.ret == pytest.ExitCode.USAGE_ERROR:  # refusing, with the fix, is fine too
+        assert f"--schemasync-cache-dir={cache_dir}" in out
+    else:
+        result.assert_outcomes(passed=1)
