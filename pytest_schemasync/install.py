@@ -118,11 +118,13 @@ class InstallTarget:
 
 
 def describe_failure(path: Path, text: str, line: int, stderr_lines: list[str], major: int,
-                     *, set_name: str, origin: str, secrets: tuple[str, ...] = ()) -> str:
+                     *, set_name: str, origin: str, secrets: tuple[str, ...] = (),
+                     action: str | None = None) -> str:
     message = "\n".join(f"    {ln}" for ln in stderr_lines if ln.strip())
     statement = statement_at_line(text, line)
+    action = action or f"Installing schema set {set_name!r}"
     parts = [
-        f"Installing schema set {set_name!r} failed at {path}:{line} (named at {origin}).",
+        f"{action} failed at {path}:{line} (named at {origin}).",
         "  PostgreSQL said:",
         message,
     ]
@@ -145,12 +147,15 @@ def describe_failure(path: Path, text: str, line: int, stderr_lines: list[str], 
             )
             break
     else:
-        parts.append("  Fix the file and run again; the template is rebuilt when a file changes.")
+        parts.append("  Fix the file and run again."
+                     + ("" if action.startswith("Migration") else
+                        " The template is rebuilt when a file changes."))
     return mask_secrets("\n".join(parts), secrets)
 
 
 def run_sql(target: InstallTarget, path: Path, text: str, *, set_name: str, origin: str,
-            single_transaction: bool = False, prelude: str = "", epilogue: str = "") -> None:
+            single_transaction: bool = False, prelude: str = "", epilogue: str = "",
+            action: str | None = None) -> None:
     """Feed ``text`` to psql on stdin (restrict lines blanked, line numbers kept)."""
     # A BOM is only harmless at the very start of psql's input; a prelude would move it.
     script = prelude + blank_restrict_lines(text).removeprefix("\ufeff") + "\n" + epilogue
@@ -169,11 +174,13 @@ def run_sql(target: InstallTarget, path: Path, text: str, *, set_name: str, orig
     for index, raw in enumerate(lines):
         match = _PSQL_ERROR.match(raw)
         if match:
-            line = int(match["line"]) - offset
+            # A last statement without ';' runs at end of input: psql then reports a line
+            # past the file (our epilogue's); it belongs to the file's last line.
+            line = min(int(match["line"]) - offset, text.rstrip("\n").count("\n") + 1)
             detail = [f"{match['level']}:  {match['msg']}", *lines[index + 1:]]
             raise SchemaInstallError(describe_failure(
                 path, text, line, detail, target.server.major,
-                set_name=set_name, origin=origin, secrets=secrets))
+                set_name=set_name, origin=origin, secrets=secrets, action=action))
     raise SchemaInstallError(mask_secrets(
         f"psql failed while installing {path} into scratch database {target.dbname} "
         f"(exit {result.returncode}):\n{result.stderr.strip()}", secrets))

@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from .errors import MigrationError, SchemaSyncError
+from .errors import MigrationError, ProductionError, SchemaSyncError
 from .install import InstallTarget, read_schema_file, run_sql
 from .secrets import mask_dsn
 from .server import ServerInfo
@@ -96,8 +96,11 @@ def recording_sql(migration: Migration, script_path: str,
     """psql text to run before and after a migration so it is recorded in the same transaction."""
     prelude = "SELECT clock_timestamp() AS schemasync_t0 \\gset\n"
     who = _literal(applied_by) if applied_by else "current_user"
+    # psql runs a file's last statement at end of input even without a ';'; the ';' here
+    # ends such a statement so it does not run into the history DDL (alone it is a no-op).
     epilogue = (
-        HISTORY_TABLE_DDL
+        ";\n"
+        + HISTORY_TABLE_DDL
         + "INSERT INTO public.schema_migrations (version, description, checksum, applied_at, "
         "applied_by, execution_time_ms, script_path) VALUES ("
         f"{_literal(migration.version)}, {_literal(migration.description)}, "
@@ -127,15 +130,29 @@ class AppliedMigration:
 
 def read_history(conn: psycopg.Connection[Any]) -> list[AppliedMigration] | None:
     """The recorded migrations, or None when the database has no history table. Read-only."""
-    with conn.transaction():
-        exists = conn.execute("SELECT to_regclass('public.schema_migrations') IS NOT NULL"
-                              ).fetchone()
-        if not exists or not exists[0]:
-            return None
-        rows = conn.execute(
-            "SELECT version, coalesce(description, ''), coalesce(checksum, ''), "
-            "coalesce(applied_at::text, ''), coalesce(applied_by, ''), execution_time_ms "
-            "FROM public.schema_migrations").fetchall()
+    try:
+        with conn.transaction():
+            exists = conn.execute("SELECT to_regclass('public.schema_migrations') IS NOT NULL"
+                                  ).fetchone()
+            if not exists or not exists[0]:
+                return None
+            rows = conn.execute(
+                "SELECT version, coalesce(description, ''), coalesce(checksum, ''), "
+                "coalesce(applied_at::text, ''), coalesce(applied_by, ''), execution_time_ms "
+                "FROM public.schema_migrations").fetchall()
+    except psycopg.errors.UndefinedColumn as exc:
+        raise MigrationError(
+            f"public.schema_migrations in database {conn.info.dbname!r} is not a history "
+            f"table schemasync can read ({str(exc).strip().splitlines()[0]}): it needs the "
+            f"columns version, description, checksum, applied_at, applied_by and "
+            f"execution_time_ms. Another migration tool may own that table."
+        ) from None
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise ProductionError(
+            f"Cannot read public.schema_migrations in database {conn.info.dbname!r} as role "
+            f"{conn.info.user!r}: {str(exc).strip().splitlines()[0]}. Grant it SELECT on "
+            f"that table (reading the history needs nothing more)."
+        ) from None
     history = [AppliedMigration(*row) for row in rows]
     return sorted(history, key=lambda a: (a.number, a.version))
 
@@ -244,7 +261,8 @@ def apply_pending(info: ServerInfo, psql: Path, migrations_dir: Path, root: Path
                 run_sql(target, migration.path,
                         read_schema_file(migration.path, f"migrations folder {migrations_dir}"),
                         set_name=set_name, origin=f"migration {migration.version}",
-                        single_transaction=True, prelude=prelude, epilogue=epilogue)
+                        single_transaction=True, prelude=prelude, epilogue=epilogue,
+                        action=f"Migration {migration.version} of set {set_name!r}")
             except SchemaSyncError as exc:
                 done = ", ".join(m.version for m in ran) or "none"
                 raise MigrationError(
