@@ -47,23 +47,27 @@ def ensure_cache_dir(path: Path) -> Path:
     """Create ``path`` with a CACHEDIR.TAG atomically (a temp sibling renamed into place)."""
     if path.is_dir():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+        (tmp / "CACHEDIR.TAG").write_text(CACHEDIR_TAG)
+        os.chmod(tmp, 0o755)  # the unprivileged server user must traverse it
+        try:
+            tmp.rename(path)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)  # another process won the race; use theirs
+            if not path.is_dir():
+                raise
     except OSError as exc:
-        raise ConfigError(
-            f"Cannot create the cache directory {path}: {exc.strerror}. Choose a writable "
-            f"one with --schemasync-cache-dir / SCHEMASYNC_CACHE_DIR."
-        ) from None
-    (tmp / "CACHEDIR.TAG").write_text(CACHEDIR_TAG)
-    os.chmod(tmp, 0o755)  # the unprivileged server user must traverse it
-    try:
-        tmp.rename(path)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)  # another process won the race; use theirs
-        if not path.is_dir():
-            raise
+        raise cache_dir_error(path, exc) from None
     return path
+
+
+def cache_dir_error(path: Path, exc: OSError) -> ConfigError:
+    return ConfigError(
+        f"Cannot create the cache directory {path}: {exc.strerror or exc}. Choose a writable "
+        f"one with --schemasync-cache-dir / SCHEMASYNC_CACHE_DIR."
+    )
 
 
 def content_hash(schema_set: SchemaSet, files: list[Path], server_major: int,
@@ -150,7 +154,10 @@ def acquire_cluster(root: Path, binaries: PgBinaries, os_user: OsUser | None) ->
     ensure_cache_dir(root)
     bindir_tag = hashlib.sha256(str(binaries.bindir).encode()).hexdigest()[:6]
     base = root / f"pg{binaries.major}-{bindir_tag}"
-    base.mkdir(exist_ok=True)
+    try:
+        base.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise cache_dir_error(base, exc) from None
     sweep_private_clusters(root, binaries, os_user)
     lock = FileLock(str(base / "cluster.lock"))
     try:

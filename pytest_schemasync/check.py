@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -59,9 +60,30 @@ class SetCheck:
             state += ")"
         else:
             state = "no drift"
-        return (f"schema check {self.schema_set.name!r}: {state} against production "
+            if self.migrations is not None:
+                state += f", migrations in sync ({len(self.migrations.applied)} applied)"
+        line = (f"schema check {self.schema_set.name!r}: {state} against production "
                 f"PostgreSQL {self.result.production_version} at {self.target.masked} "
                 f"({self.seconds:.2f}s)")
+        if not self.drift:
+            # Not drift (e.g. a different column order), but the user must see it: on drift
+            # text() shows the warnings; without drift this line is all that is printed.
+            line += "".join(f"\nschemasync: warning: {w}" for w in self.result.warnings)
+        return line
+
+    def as_json(self) -> dict[str, object]:
+        data: dict[str, object] = json.loads(to_json(self.result, header=self.header))
+        data["drift"] = self.drift  # object drift or migration history out of sync
+        if self.migrations is not None:
+            m = self.migrations
+            data["migrations"] = {
+                "in_sync": m.in_sync,
+                "applied": [a.version for a, _ in m.applied],
+                "pending": [p.version for p in m.pending],
+                "unknown": [u.version for u in m.unknown],
+                "edited": [e.version for e, _ in m.edited],
+            }
+        return data
 
     def text(self) -> str:
         body = render_text(self.result, header=self.header, refresh_hint=self.refresh_hint)
@@ -92,6 +114,26 @@ def bundled_snapshot(manager: DatabaseManager, schema_set: SchemaSet) -> Snapsho
         manager.drop(database)
 
 
+def _refuse_same_server(manager: DatabaseManager, conn: psycopg.Connection[Any],
+                        schema_set: SchemaSet, target: ProductionTarget) -> None:
+    ours = system_identifier(manager.admin)
+    if ours is not None and ours == system_identifier(conn):
+        raise ConfigError(
+            f"The production URL for set {schema_set.name!r} ({target.masked}) points at the "
+            f"same PostgreSQL server that holds the scratch test databases. Refusing, to avoid "
+            f"confusing the two: point it at production, or run tests on another server."
+        )
+
+
+def refuse_scratch_as_production(manager: DatabaseManager, settings: Settings) -> None:
+    """Before anything is built on an existing server, make sure it is not production."""
+    for schema_set in settings.sets.values():
+        target = resolve_production(settings, schema_set)
+        if target is not None:
+            with connect_readonly(target, settings.connect_timeout) as conn:
+                _refuse_same_server(manager, conn, schema_set, target)
+
+
 def production_snapshot(
     target: ProductionTarget, schema_set: SchemaSet, settings: Settings,
     manager: DatabaseManager | None,
@@ -99,23 +141,21 @@ def production_snapshot(
     conn = connect_readonly(target, settings.connect_timeout)
     try:
         if manager is not None:
-            ours = system_identifier(manager.admin)
-            theirs = system_identifier(conn)
-            if ours is not None and ours == theirs:
-                raise ConfigError(
-                    f"The production URL for set {schema_set.name!r} ({target.masked}) points at "
-                    f"the same PostgreSQL server that holds the scratch test databases. Refusing, "
-                    f"to avoid confusing the two: point it at production, or run tests on "
-                    f"another server."
-                )
+            _refuse_same_server(manager, conn, schema_set, target)
         taken = snapshot(conn, catalog_options(schema_set))
         history = read_history(conn) if schema_set.migrations is not None else None
         return taken, history
     except psycopg.Error as exc:
+        if isinstance(exc, psycopg.errors.LockNotAvailable):
+            advice = ("Another session held a lock on an object the check reads for longer "
+                      "than the check waits (10 s), e.g. a migration running in production; "
+                      "run the check again when it is done.")
+        else:
+            advice = ("The check needs a role that may read the system catalogs and SELECT "
+                      "from public.schema_migrations; it never needs more.")
         raise ProductionError(mask_secrets(
             f"Reading the catalog of production at {target.masked} failed: "
-            f"{str(exc).strip()}. The check needs a role that may read the system catalogs "
-            f"and SELECT from public.schema_migrations; it never needs more.", target.secrets,
+            f"{str(exc).strip()}. {advice}", target.secrets,
         )) from None
     finally:
         conn.close()
@@ -171,8 +211,7 @@ def write_outputs(checks: list[SetCheck], json_path: Path | None,
     if json_path is not None:
         payload = {
             "drift": any(c.drift for c in checks),
-            "sets": {c.schema_set.name: json.loads(to_json(c.result, header=c.header))
-                     for c in checks},
+            "sets": {c.schema_set.name: c.as_json() for c in checks},
         }
         _write_atomic(json_path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
     if markdown_path is not None:

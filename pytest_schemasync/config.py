@@ -31,6 +31,8 @@ class Option:
     default: Any = None
     env: str | None = None
     aliases: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()
+    minimum: int | None = None
 
     @property
     def flag(self) -> str:
@@ -64,9 +66,9 @@ OPTIONS: tuple[Option, ...] = (
            kind="bool", default=False, env="SCHEMASYNC_REBUILD"),
     Option("clone_strategy", "CREATE DATABASE strategy for clones: auto, file_copy or wal_log "
            "(auto: file_copy on the embedded server, the server default elsewhere).",
-           default="auto"),
+           default="auto", choices=("auto", "file_copy", "wal_log")),
     Option("pool_size", "Clones per template each process keeps ready in the background for "
-           "fresh_db and the factory (0 turns the pool off).", kind="int", default=2,
+           "fresh_db and the factory (0 turns the pool off).", kind="int", default=2, minimum=0,
            env="SCHEMASYNC_POOL_SIZE"),
     Option("check", "Compare the bundled schema with production at session start and stop "
            "before any test runs when they differ.",
@@ -75,7 +77,7 @@ OPTIONS: tuple[Option, ...] = (
            "production-url-env); read-only connections only.",
            env="SCHEMASYNC_PRODUCTION_URL"),
     Option("connect_timeout", "Seconds to wait when connecting to production.",
-           kind="int", default=5, env="SCHEMASYNC_CONNECT_TIMEOUT"),
+           kind="int", default=5, env="SCHEMASYNC_CONNECT_TIMEOUT", minimum=1),
     Option("check_json", "Also write the schema-check result as JSON to this file.", kind="path"),
     Option("check_markdown", "Also write the schema-check result as Markdown to this file "
            "(e.g. $GITHUB_STEP_SUMMARY).", kind="path"),
@@ -87,7 +89,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("backup_dir", "Where refresh keeps its timestamped backups (default: backups/).",
            kind="path", default="backups"),
     Option("backup_keep", "How many refresh backups to keep (0 keeps all).",
-           kind="int", default=20),
+           kind="int", default=20, minimum=0),
 )
 
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
@@ -172,13 +174,20 @@ def _coerce(option: Option, value: Any, source: str) -> Any:
         raise ConfigError(f"{source}: {option.name} must be true or false, not {value!r}.")
     if option.kind == "int":
         try:
-            return int(value)
+            number = int(value)
         except (TypeError, ValueError):
             raise ConfigError(
                 f"{source}: {option.name} must be a whole number, not {value!r}."
             ) from None
+        if option.minimum is not None and number < option.minimum:
+            raise ConfigError(f"{source}: {option.name} must be at least {option.minimum}, "
+                              f"not {number}.")
+        return number
     if option.kind == "path":
         return Path(str(value)).expanduser()
+    if option.choices and str(value) not in option.choices:
+        raise ConfigError(f"{source}: {option.name} must be {', '.join(option.choices[:-1])} or "
+                          f"{option.choices[-1]}, not {value!r}.")
     return str(value)
 
 
@@ -294,9 +303,5 @@ def build_settings(
         raise ConfigError(
             f"The default schema set {default!r} is not configured (sets: "
             f"{', '.join(sorted(sets))}). Fix default-set / --schemasync-default-set."
-        )
-    if values["clone_strategy"] not in ("auto", "file_copy", "wal_log"):
-        raise ConfigError(
-            f"clone_strategy must be auto, file_copy or wal_log, not {values['clone_strategy']!r}."
         )
     return Settings(root=root, sets=sets, default_set=default, config_file=cfg, **values)

@@ -63,6 +63,7 @@ CONTRIB_HINT = "postgresql-contrib (shipped with postgresql-{major} on Debian)"
 _PSQL_ERROR = re.compile(
     r"^psql:(?P<file>.*?):(?P<line>\d+): (?P<level>ERROR|FATAL):\s+(?P<msg>.*)$"
 )
+_SERVER_LINE = re.compile(r"^LINE (\d+):")
 _MISSING_EXT = (
     re.compile(r'extension control file "[^"]*/(?P<name>[^/"]+)\.control"'),
     re.compile(r'extension "(?P<name>[^"]+)" is not available'),
@@ -123,6 +124,13 @@ def describe_failure(path: Path, text: str, line: int, stderr_lines: list[str], 
     message = "\n".join(f"    {ln}" for ln in stderr_lines if ln.strip())
     statement = statement_at_line(text, line)
     action = action or f"Installing schema set {set_name!r}"
+    # psql names the line where the statement was sent (its end); the server's "LINE n:"
+    # counts from the statement's first line, which pins the failing line itself.
+    server_line = next((int(m[1]) for ln in stderr_lines if (m := _SERVER_LINE.match(ln))), None)
+    if statement is not None and server_line is not None:
+        exact = statement.start_line + server_line - 1
+        if statement.start_line <= exact <= statement.end_line:
+            line = exact
     parts = [
         f"{action} failed at {path}:{line} (named at {origin}).",
         "  PostgreSQL said:",

@@ -152,6 +152,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             if settings.dry_run:
                 pytest.exit("schemasync: dry run; nothing was written and no tests were run",
                             returncode=0)
+        if settings.check and ss.server is not None and ss.server.kind == "existing":
+            from .check import refuse_scratch_as_production
+
+            refuse_scratch_as_production(ss.manager, settings)  # before building anything
         config.stash[templates_key] = ss.prepare(rebuild=settings.rebuild)
         if settings.check:
             from .check import check_all, write_outputs

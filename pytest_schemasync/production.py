@@ -8,6 +8,7 @@ REPEATABLE READ transaction the catalog snapshot runs in. Nothing here writes.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,10 +99,21 @@ def resolve_production(settings: Settings, schema_set: SchemaSet,
 
 def _classify(exc: psycopg.OperationalError, target: ProductionTarget, timeout: int) -> str:
     text = str(exc).strip()
-    low = text.lower()
+    # Classify on the wording of libpq and the server only: the quoted names in a message
+    # (database, user, host, file) are the user's and may contain any of the words looked
+    # for, e.g. a database called "ssl_archive".
+    low = re.sub(r'"[^"]*"', '""', text.lower())
     if "password authentication failed" in low or "no password supplied" in low:
         what = "the server refused the credentials (wrong user or password)"
         todo = "check the user and password in the production settings"
+    elif "no pg_hba.conf entry" in low and "no encryption" in low:
+        what = ("the server refused a connection without SSL from this host for this user "
+                "and database (pg_hba.conf); it probably accepts SSL connections only")
+        todo = "connect with sslmode=require (or verify-full with sslrootcert)"
+    elif "no pg_hba.conf entry" in low:
+        what = ("the server's pg_hba.conf allows no connection from this host for this user "
+                "and database")
+        todo = "check host, user and database, or ask the server's administrator for access"
     elif "does not exist" in low and "database" in low:
         what = f"database {target.dbname!r} does not exist on that server"
         todo = "check the database name"
@@ -145,7 +157,9 @@ def connect_readonly(target: ProductionTarget, timeout: int = 5) -> psycopg.Conn
 def system_identifier(conn: psycopg.Connection[Any]) -> str | None:
     """The cluster's unique id, to tell two servers apart (None when not readable)."""
     try:
-        with conn.transaction():
+        # Rolled back, not committed: a production session sends nothing but reads,
+        # BEGIN and ROLLBACK (the read-only test checks the server's statement log).
+        with conn.transaction(force_rollback=True):
             row = conn.execute("SELECT system_identifier::text FROM pg_control_system()").fetchone()
     except psycopg.Error:
         return None

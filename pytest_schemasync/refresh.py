@@ -109,12 +109,24 @@ def split_functions(text: str) -> SplitDump:
     tail = "\n".join(lines[previous_end:])
     others = "\n".join(c for kind, c, _ in chunks if kind == "other")
 
-    def referenced(name: str) -> bool:
+    def referenced(name: str, text: str) -> bool:
         bare = name.split(".")[-1].strip('"')
-        return re.search(rf"\b{re.escape(bare)}\s*\(", others) is not None
+        return re.search(rf"\b{re.escape(bare)}\s*\(", text) is not None
 
-    movable = {name for kind, _, name in chunks
-               if kind == "function" and name is not None and not referenced(name)}
+    definitions: dict[str, list[str]] = {}
+    for kind, chunk, name in chunks:
+        if kind == "function" and name is not None:
+            definitions.setdefault(name, []).append(chunk)
+    # A function that stays may call others, and a body checked when it is created
+    # (BEGIN ATOMIC) needs them to exist already: what a kept function refers to stays too.
+    kept = {name for name in definitions if referenced(name, others)}
+    while True:
+        kept_text = "\n".join(c for name in kept for c in definitions[name])
+        more = {name for name in definitions.keys() - kept if referenced(name, kept_text)}
+        if not more:
+            break
+        kept |= more
+    movable = definitions.keys() - kept
     prelude = [c for kind, c, _ in chunks[:12] if kind == "other"
                and re.match(r"^\s*(--.*\n\s*)*(SET |SELECT pg_catalog.set_config)", c + "\n")]
     schema_parts: list[str] = []
@@ -142,9 +154,19 @@ def _journal_path(root: Path) -> Path:
     return root / JOURNAL
 
 
+def _write_journal(root: Path, payload: dict[str, object]) -> None:
+    journal = _journal_path(root)
+    tmp = journal.with_name(journal.name + ".tmp")
+    tmp.write_text(json.dumps(payload))
+    os.replace(tmp, journal)
+
+
 def replace_files(root: Path, new_texts: dict[Path, str]) -> None:
-    """Write each file aside, record the swap in a journal, then rename. A crash before the
-    journal exists leaves the old files; after it, ``recover`` finishes the swap."""
+    """Record the swap in a journal, write each file aside, mark the journal ready, then
+    rename. A crash before the journal is ready leaves the old files (``recover`` drops what
+    was written aside); after it, ``recover`` finishes the swap."""
+    files = [str(p) for p in new_texts]
+    _write_journal(root, {"files": files, "ready": False})
     for path, text in new_texts.items():
         aside = path.with_name(path.name + NEW_SUFFIX)
         aside.parent.mkdir(parents=True, exist_ok=True)
@@ -152,26 +174,27 @@ def replace_files(root: Path, new_texts: dict[Path, str]) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-    journal = _journal_path(root)
-    tmp = journal.with_name(journal.name + ".tmp")
-    tmp.write_text(json.dumps({"files": [str(p) for p in new_texts]}))
-    os.replace(tmp, journal)
+    _write_journal(root, {"files": files, "ready": True})
     recover(root)
 
 
 def recover(root: Path) -> list[Path]:
-    """Finish a swap a killed refresh or rollback started; drop strays from one that never
-    reached its journal. Returns the files it completed."""
+    """Finish a swap a killed refresh or rollback started; drop the files written aside by
+    one that never got its journal ready. Returns the files it completed."""
     journal = _journal_path(root)
     done: list[Path] = []
     if journal.exists():
         try:
-            files = [Path(p) for p in json.loads(journal.read_text())["files"]]
-        except (ValueError, KeyError):
-            files = []
+            data = json.loads(journal.read_text())
+            files = [Path(p) for p in data["files"]]
+            ready = data.get("ready", True) is True  # journals without the key were ready
+        except (ValueError, KeyError, TypeError, AttributeError):
+            files, ready = [], False
         for path in files:
             aside = path.with_name(path.name + NEW_SUFFIX)
-            if aside.exists():
+            if not ready:
+                aside.unlink(missing_ok=True)
+            elif aside.exists():
                 os.replace(aside, path)
                 done.append(path)
         journal.unlink(missing_ok=True)
@@ -202,11 +225,18 @@ def new_backup_dir(base: Path) -> Path:
     raise RefreshError(f"Could not create a new backup folder in {base}.")
 
 
+def _backup_order(path: Path) -> tuple[str, int]:
+    # schema-sync-STAMP, then schema-sync-STAMP-2, -3, ..., -10 for more in the same second.
+    stamp, _, n = path.name.removeprefix("schema-sync-").partition("-")
+    return stamp, int(n) if n.isdigit() else 1
+
+
 def list_backups(base: Path) -> list[Path]:
+    """Oldest first."""
     if not base.is_dir():
         return []
     return sorted((p for p in base.iterdir() if p.is_dir() and p.name.startswith("schema-sync-")),
-                  key=lambda p: p.name)
+                  key=_backup_order)
 
 
 def prune_backups(base: Path, keep: int) -> list[Path]:
@@ -277,6 +307,14 @@ def _summary(schema_set: SchemaSet, target: ProductionTarget, production: Snapsh
     return "\n".join(lines) + "\n"
 
 
+def _side_manager(manager: DatabaseManager, settings: Settings, suffix: str) -> DatabaseManager:
+    """A manager of its own on the session's server: the templates it uses are not cached as
+    the set's templates of the session."""
+    return DatabaseManager(manager.server, settings, token=manager.token,
+                           worker=manager.worker + suffix, psql=manager.psql,
+                           exclusive=False, events=manager.events)
+
+
 def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSet, *,
                 dry_run: bool = False) -> RefreshResult:
     target = resolve_production(settings, schema_set)
@@ -301,8 +339,20 @@ def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: Schema
         new_texts[schema_set.functions_file] = split.functions or "-- no functions\n"
     changed = [p for p, text in new_texts.items()
                if not p.exists() or p.read_text(encoding="utf-8") != text]
-    before = compare(bundled_snapshot(manager, schema_set), production,
-                     catalog_options(schema_set))
+    if any(not p.exists() for p in new_texts):
+        # A first refresh creates the file (e.g. a newly configured functions-file): the old
+        # files cannot be built, and described nothing.
+        empty = Snapshot(production.server_version, production.server_major, {}, [])
+        before = compare(empty, production, catalog_options(schema_set))
+    else:
+        # The old files are read through a manager of our own: the session's manager would
+        # keep their template as the set's, and a pytest session would run on the old files.
+        before_manager = _side_manager(manager, settings, "b")
+        try:
+            before = compare(bundled_snapshot(before_manager, schema_set), production,
+                             catalog_options(schema_set))
+        finally:
+            before_manager.close()
     if dry_run or not changed:
         # Nothing to replace: an unchanged production leaves the files (and backups) alone.
         return RefreshResult(schema_set, target, [_relative(p, root) for p in changed], None,
@@ -326,9 +376,7 @@ def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: Schema
                         origins={**schema_set.origins,
                                  **{v: f"staged {v.relative_to(backup)}" for v in staged.values()}})
     proof_settings = replace(settings, sets={**settings.sets, schema_set.name: proof_set})
-    proof_manager = DatabaseManager(manager.server, proof_settings, token=manager.token,
-                                    worker=manager.worker + "r", psql=manager.psql,
-                                    exclusive=False, events=manager.events)
+    proof_manager = _side_manager(manager, proof_settings, "r")
     try:
         after = compare(bundled_snapshot(proof_manager, proof_set), production,
                         catalog_options(schema_set))
@@ -362,7 +410,11 @@ def rollback(settings: Settings, backup: Path | None = None) -> tuple[Path, list
     backups = list_backups(settings.backup_dir)
     if backup is None:
         if not backups:
-            raise RefreshError(f"No backups in {settings.backup_dir} to roll back to.")
+            raise RefreshError(
+                f"No backups in {settings.backup_dir} to roll back to. Backups are made by "
+                f"`schemasync refresh` / `pytest --refresh-schema`; if yours are elsewhere, "
+                f"point --schemasync-backup-dir at them."
+            )
         backup = backups[-1]
     elif not backup.is_absolute() and not backup.exists():
         backup = settings.backup_dir / backup

@@ -146,8 +146,8 @@ def find_binaries(pinned: str | None = None, *, need_server: bool = True) -> PgB
 
 def find_pg_dump(min_major: int, pinned: str | None = None) -> tuple[Path, str]:
     """A ``pg_dump`` whose major version is at least ``min_major`` (it refuses newer servers)."""
-    dirs = [Path(pinned)] if pinned else []
-    dirs += _candidate_bindirs()
+    # A pinned directory is the only place looked in, as for the server tools.
+    dirs = [Path(pinned)] if pinned else _candidate_bindirs()
     found: list[tuple[int, Path, str]] = []
     for bindir in dirs:
         exe = bindir / "pg_dump"
@@ -216,7 +216,12 @@ def server_os_user(preferred: str | None = None) -> OsUser | None:
     return OsUser(name, entry.pw_uid, entry.pw_gid)
 
 
-def check_reachable(path: Path, user: OsUser | None) -> None:
+CACHE_REMEDY = ("Choose a cache directory it can reach, e.g. under /dev/shm "
+                "(--schemasync-cache-dir)")
+
+
+def check_reachable(path: Path, user: OsUser | None, *, what: str = "",
+                    remedy: str = CACHE_REMEDY) -> None:
     """Fail clearly when the server user cannot traverse to ``path`` (e.g. a 0700 parent)."""
     if user is None:
         return
@@ -232,9 +237,8 @@ def check_reachable(path: Path, user: OsUser | None) -> None:
         if not (others_x or group_x):
             raise ConfigError(
                 f"The embedded server runs as the unprivileged user {user.name!r} (we are root), "
-                f"but it cannot enter {parent} (mode {oct(st.st_mode & 0o777)}). Choose a cache "
-                f"directory it can reach, e.g. under /dev/shm (--schemasync-cache-dir), or "
-                f"`chmod o+x {parent}`."
+                f"but it cannot enter {parent} (mode {oct(st.st_mode & 0o777)}){what}. "
+                f"{remedy}, or `chmod o+x {parent}`."
             )
 
 
@@ -295,7 +299,8 @@ class ServerInfo:
 
     def describe(self) -> str:
         where = self.host if self.host.startswith("/") else f"{self.host}:{self.port}"
-        return mask_dsn(f"{self.kind} PostgreSQL {self.version} at {where} as {self.user}")
+        version = f" {self.version}" if self.version else ""
+        return mask_dsn(f"{self.kind} PostgreSQL{version} at {where} as {self.user}")
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -316,21 +321,38 @@ _LIBPQ_ENV = {
 
 
 def server_info_from_url(url: str, kind: str = "existing") -> ServerInfo:
-    """Parse a libpq URL or key=value DSN naming an existing server."""
+    """Parse a libpq URL or key=value DSN naming one server."""
+    example = "Expected e.g. postgresql://user:password@host:5432/postgres."
+    authority = url.split("://", 1)[1].split("/", 1)[0] if "://" in url else ""
+    if authority.count("@") > 1:
+        # libpq would split at the first '@' and take the rest of the password for the host,
+        # which then shows up, unmasked, in every message: refuse before echoing anything.
+        raise ConfigError(
+            "A server URL has an unencoded '@' in its user or password. Percent-encode it "
+            f"(@ is %40). {example}"
+        )
     try:
         parts = conninfo_to_dict(url)
     except Exception as exc:  # psycopg raises ProgrammingError with the raw text
         raise ConfigError(
-            f"Cannot parse the server URL {mask_dsn(url)!r}: {mask_dsn(str(exc))}. Expected e.g. "
-            f"postgresql://user:password@host:5432/postgres."
+            f"Cannot parse the server URL {mask_dsn(url)!r}: {mask_dsn(str(exc).strip())}. "
+            f"{example}"
         ) from None
     host = str(parts.pop("host", "") or "localhost")
-    port = int(parts.pop("port", 0) or 5432)
+    raw_port = str(parts.pop("port", "") or "5432")
+    if "," in host or "," in raw_port:
+        raise ConfigError(
+            f"The server URL {mask_dsn(url)!r} names several hosts; name exactly one. {example}"
+        )
+    if not raw_port.isdigit() or not 0 < int(raw_port) < 65536:
+        raise ConfigError(
+            f"The server URL {mask_dsn(url)!r} has an invalid port {raw_port!r}. {example}"
+        )
     user = str(parts.pop("user", "") or os.environ.get("PGUSER") or pwd.getpwuid(os.getuid())[0])
     password = parts.pop("password", None)
     admin_db = str(parts.pop("dbname", "") or "postgres")
     params = {k: str(v) for k, v in parts.items()}
-    return ServerInfo(kind=kind, host=host, port=port, user=user,
+    return ServerInfo(kind=kind, host=host, port=int(raw_port), user=user,
                       password=str(password) if password else None,
                       admin_db=admin_db, params=params)
 
@@ -368,9 +390,21 @@ class EmbeddedCluster:
             kwargs.update(user=self.os_user.uid, group=self.os_user.gid, extra_groups=[])
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env["LC_ALL"] = "C.UTF-8" if Path("/usr/lib/locale/C.utf8").exists() else "C"
-        return subprocess.run(
-            args, capture_output=True, text=True, timeout=timeout, cwd="/", env=env, **kwargs
-        )
+        check_reachable(Path(args[0]).parent, self.os_user,
+                        what=f", so it cannot run {Path(args[0]).name}",
+                        remedy="Pin a PostgreSQL bin directory it can reach with "
+                               "--schemasync-pg-bindir")
+        try:
+            return subprocess.run(
+                args, capture_output=True, text=True, timeout=timeout, cwd="/", env=env, **kwargs
+            )
+        except OSError as exc:
+            who = f" as {self.os_user.name!r}" if self.os_user else ""
+            raise ServerError(
+                f"Could not run {args[0]}{who}: {exc.strerror}. Make the PostgreSQL bin directory "
+                f"readable and executable for that user, or pin another one with "
+                f"--schemasync-pg-bindir."
+            ) from None
 
     def _own(self, path: Path, mode: int) -> None:
         path.mkdir(parents=True, exist_ok=True)
@@ -396,9 +430,14 @@ class EmbeddedCluster:
         ])
         if result.returncode != 0:
             shutil.rmtree(partial, ignore_errors=True)
-            raise ServerError(
-                f"initdb failed for {partial}:\n{result.stderr.strip() or result.stdout.strip()}"
-            )
+            output = result.stderr.strip() or result.stdout.strip()
+            hint = ""
+            if "No space left on device" in output:
+                hint = ("\nThe filesystem of the cache directory is full (a tmpfs such as "
+                        "/dev/shm is limited by RAM). Free space there, choose a directory on "
+                        "disk with --schemasync-cache-dir, or use an existing server with "
+                        "--schemasync-server-url.")
+            raise ServerError(f"initdb failed for {partial}:\n{output}{hint}")
         with open(partial / "postgresql.conf", "a") as conf:
             conf.write("\ninclude_if_exists = 'schemasync.conf'\n")
         partial.rename(self.data_dir)

@@ -1,0 +1,257 @@
+"""Helpers for the plugin's own tests.
+
+The tests run small pytest sessions through the real plugin (``pytester``, in a subprocess)
+against real PostgreSQL servers; nothing is mocked. Every inner session gets its own cache
+directory on a path the unprivileged server user can reach (``/dev/shm``), so tests are
+independent and safe to run in parallel under pytest-xdist.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from pytest_schemasync.cache import acquire_cluster
+from pytest_schemasync.server import find_binaries, server_os_user
+
+pytest_plugins = ["pytester"]
+
+INNER_TIMEOUT = 180  # seconds for one inner pytest session
+
+
+# --- environment ---------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _clean_schemasync_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inner sessions must not pick up SCHEMASYNC_* settings from the developer's shell."""
+    for name in list(os.environ):
+        if name.startswith("SCHEMASYNC_"):
+            monkeypatch.delenv(name)
+
+
+def _shm_base() -> Path:
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return shm
+    return Path(tempfile.gettempdir())
+
+
+@pytest.fixture
+def cache_dir() -> Iterator[Path]:
+    """A fresh cache directory the server user can reach; the plugin creates it itself.
+
+    At teardown any postmaster still running under it is stopped (a safety net: the tests
+    assert the plugin did that) and the directory is removed.
+    """
+    parent = Path(tempfile.mkdtemp(prefix="schemasync-test-", dir=_shm_base()))
+    os.chmod(parent, 0o755)
+    path = parent / "cache"
+    yield path
+    for pid in postmaster_pids(parent):
+        kill_and_wait(pid, signal.SIGQUIT)
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+# --- projects ------------------------------------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str | Path):
+        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, Sequence):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def make_project(
+    pytester: pytest.Pytester,
+    *,
+    sets: Mapping[str, Mapping[str, Any]] | None = None,
+    files: Mapping[str, str | bytes] | None = None,
+    tool: Mapping[str, Any] | None = None,
+    ini: Mapping[str, Any] | None = None,
+    pyproject: str | None = None,
+) -> Path:
+    """Write ``pyproject.toml`` (``[tool.pytest.ini_options]`` + ``[tool.schemasync]``) and
+    the given files under ``pytester.path``; returns the pyproject path.
+
+    ``sets`` maps a set name to its keys (``files``, ``migrations``, ...); ``tool`` holds
+    top-level ``[tool.schemasync]`` keys; ``ini`` holds pytest ini keys. With ``sets`` and
+    ``tool`` both None there is no ``[tool.schemasync]`` at all (zero configuration).
+    ``pyproject`` replaces the generated text entirely.
+    """
+    for rel, content in (files or {}).items():
+        path = pytester.path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    if pyproject is None:
+        lines = ["[tool.pytest.ini_options]"]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in (ini or {}).items()]
+        if sets is not None or tool is not None:
+            lines += ["", "[tool.schemasync]"]
+            lines += [f"{key} = {_toml_value(value)}" for key, value in (tool or {}).items()]
+            for name, body in (sets or {}).items():
+                lines += ["", f"[tool.schemasync.sets.{name}]"]
+                lines += [f"{key} = {_toml_value(value)}" for key, value in body.items()]
+        pyproject = "\n".join(lines) + "\n"
+    target = pytester.path / "pyproject.toml"
+    target.write_text(pyproject, encoding="utf-8")
+    return target
+
+
+def run_inner(pytester: pytest.Pytester, cache_dir: Path, *args: str,
+              timeout: float = INNER_TIMEOUT) -> pytest.RunResult:
+    """One inner pytest session in a subprocess, through the real plugin.
+
+    The flag is passed as ``--flag=value``: pytest decides the rootdir before plugin options
+    are known, so a separate value would be taken for a test path.
+    """
+    return pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", f"--schemasync-cache-dir={cache_dir}", *args, timeout=timeout
+    )
+
+
+def output_of(result: pytest.RunResult) -> str:
+    return "\n".join(result.outlines + result.errlines)
+
+
+def header_lines(result: pytest.RunResult) -> list[str]:
+    return [line for line in result.outlines if line.startswith("schemasync:")]
+
+
+# --- the embedded cluster of a cache directory ---------------------------------------
+
+
+def built_templates(cache_dir: Path) -> list[str]:
+    """``built template`` lines of the cache's event log."""
+    log = cache_dir / "events.log"
+    if not log.exists():
+        return []
+    return [line for line in log.read_text().splitlines() if " built template " in line]
+
+
+def data_dirs(cache_dir: Path) -> list[Path]:
+    """Data directories of the cached cluster(s) and of any private cluster."""
+    found = [p for p in cache_dir.glob("pg*/data") if p.is_dir()]
+    found += [p for p in cache_dir.glob("private/*/data") if p.is_dir()]
+    return found
+
+
+def postmaster_pid_files(cache_dir: Path) -> list[Path]:
+    return [d / "postmaster.pid" for d in data_dirs(cache_dir) if (d / "postmaster.pid").exists()]
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    state = re.search(r"^State:\s+(\S)", status, re.M)
+    return not (state and state.group(1) in "ZX")
+
+
+def postmaster_pids(path: Path) -> list[int]:
+    """Live postgres server processes whose command line names a directory under ``path``."""
+    pids = []
+    needle = str(path)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if (Path(argv[0]).name == "postgres" and any(needle in arg for arg in argv[1:])
+                and pid_alive(int(entry.name))):
+            pids.append(int(entry.name))
+    return pids
+
+
+def kill_and_wait(pid: int, sig: int, timeout: float = 30) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def proc_uid(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"^Uid:\s+(\d+)", status, re.M)
+    assert match, status
+    return int(match.group(1))
+
+
+@contextlib.contextmanager
+def cluster_connection(cache_dir: Path) -> Iterator[psycopg.Connection[Any]]:
+    """Start the cache's cluster with the core (stopping any orphan first), connect to its
+    admin database, and stop it again afterwards: to look at what a finished session left."""
+    lease = acquire_cluster(cache_dir, find_binaries(), server_os_user())
+    try:
+        with psycopg.connect(lease.cluster.info().conninfo(), autocommit=True) as conn:
+            yield conn
+    finally:
+        lease.release()
+
+
+def database_names(conn: psycopg.Connection[Any]) -> set[str]:
+    return {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+
+
+def session_databases(names: set[str]) -> set[str]:
+    """Per-session databases (clones and rollback databases) among ``names``."""
+    return {n for n in names if n.startswith(("ssc_", "sss_", "ssb_"))}
+
+
+def popen_inner(pytester: pytest.Pytester, cache_dir: Path, *args: str) -> subprocess.Popen[str]:
+    """An inner pytest session we can send signals to (stdout+stderr captured together)."""
+    basetemp = tempfile.mkdtemp(prefix="basetemp-", dir=pytester.path)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+         f"--basetemp={basetemp}", f"--schemasync-cache-dir={cache_dir}",
+         *args],
+        cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for_file(path: Path, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            raise AssertionError(f"inner pytest exited early ({proc.returncode}):\n{out}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"{path} did not appear within {timeout}s")
+        time.sleep(0.05)
+
+
+SIMPLE_SCHEMA = """\
+CREATE TABLE items (
+    id serial PRIMARY KEY,
+    name text NOT NULL UNIQUE
+);
+INSERT INTO items (name) VALUES ('seed');
+"""
