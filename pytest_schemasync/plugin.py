@@ -212,6 +212,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if ss.server is None:
         return ["schemasync: embedded server starts on first use of a database fixture"]
     lines = [f"schemasync: {ss.describe()}"]
+    if ss.lease is not None and ss.lease.found_orphan:
+        lines.append("schemasync: stopped a server left running by a killed session")
     for template in config.stash.get(templates_key, []):
         how = ("from cache" if template.from_cache
                else f"built in {template.seconds:.2f}s")
