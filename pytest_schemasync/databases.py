@@ -35,6 +35,7 @@ from .secrets import mask_dsn
 from .server import ServerInfo
 
 LOCK_NAMESPACE = 0x5353  # "SS": first key of our advisory locks
+_PROJECT_COMMENT = "pytest-schemasync template of project "
 _OURS = re.compile(r"^ss[sc]_(?P<token>[0-9a-f]{8})_")
 
 
@@ -194,6 +195,19 @@ class DatabaseManager:
                     "SELECT datname FROM pg_database WHERE datname LIKE 'ssb\\_%'").fetchall():
                 self._drop(name)
                 dropped.append(name)
+            dropped += self._drop_orphaned_templates()
+        return dropped
+
+    def _drop_orphaned_templates(self) -> list[str]:
+        """Templates of projects whose folder is gone (a deleted clone) only cost RAM."""
+        dropped = []
+        for name, comment in self.admin.execute(
+                "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+                "WHERE datname LIKE 'sst\\_%'").fetchall():
+            project = (comment or "").removeprefix(_PROJECT_COMMENT)
+            if comment and comment.startswith(_PROJECT_COMMENT) and not Path(project).exists():
+                self._drop(name)
+                dropped.append(name)
         return dropped
 
     # --- templates -----------------------------------------------------------------
@@ -252,6 +266,8 @@ class DatabaseManager:
         self.admin.execute(
             sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true")
             .format(sql.Identifier(name)))
+        self.admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+            sql.Identifier(name), sql.Literal(_PROJECT_COMMENT + str(self.settings.root))))
         self._event(f"built template {name} set={schema_set.name} before={plan.before}")
         if self.exclusive:
             self._drop_stale_templates(name)

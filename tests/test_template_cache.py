@@ -138,3 +138,33 @@ def test_failed_build_then_rerun_with_the_same_error(pytester: pytest.Pytester,
         result = run_inner(pytester, cache_dir)
         assert result.ret == SchemaSyncError.exit_code
         assert "division by zero" in output_of(result)
+
+
+def test_templates_of_deleted_projects_are_dropped(pytester: pytest.Pytester,
+                                                   cache_dir: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clone of the project that was deleted (a temp checkout, a CI workspace) leaves a
+    template in the shared cluster; the next session drops it instead of keeping it in RAM."""
+    import shutil
+
+    make_project(pytester, sets={"default": {"files": ["schema.sql"]}},
+                 files={"schema.sql": SIMPLE_SCHEMA})
+    pytester.makepyfile(test_items=TEST_ITEMS)
+    run_inner(pytester, cache_dir).assert_outcomes(passed=1)
+
+    elsewhere = pytester.path / "checkout"
+    elsewhere.mkdir()
+    for name in ("pyproject.toml", "schema.sql", "test_items.py"):
+        shutil.copy(pytester.path / name, elsewhere / name)
+    monkeypatch.chdir(elsewhere)
+    run_inner(pytester, cache_dir).assert_outcomes(passed=1)
+    with cluster_connection(cache_dir) as conn:
+        templates = {n for n in database_names(conn) if n.startswith("sst_")}
+    assert len(templates) == 2, templates  # one per project folder
+
+    shutil.rmtree(elsewhere)
+    monkeypatch.chdir(pytester.path)
+    run_inner(pytester, cache_dir).assert_outcomes(passed=1)
+    with cluster_connection(cache_dir) as conn:
+        remaining = {n for n in database_names(conn) if n.startswith("sst_")}
+    assert len(remaining) == 1 and remaining < templates, (templates, remaining)
