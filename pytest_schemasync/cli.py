@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,6 +32,23 @@ def load_settings(args: argparse.Namespace) -> Settings:
     ini_section = data.get("tool", {}).get("pytest", {}).get("ini_options", {})
     cli = {o.name: getattr(args, o.name, None) for o in OPTIONS}
     return build_settings(root, cli=cli, ini=ini_section.get)
+
+
+def _url_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("url", nargs="?", help=f"{what} (visible to `ps`: prefer --url-env)")
+    parser.add_argument("--url-env", metavar="VAR",
+                        help="read the URL from this environment variable instead")
+
+
+def _url(args: argparse.Namespace) -> str:
+    if args.url_env:
+        value = os.environ.get(args.url_env)
+        if not value:
+            raise ConfigError(f"--url-env {args.url_env}: that environment variable is not set.")
+        return value
+    if not args.url:
+        raise ConfigError("Name the database: a URL argument or --url-env VAR.")
+    return str(args.url)
 
 
 def _selected_sets(settings: Settings, names: list[str] | None) -> list[str]:
@@ -92,7 +110,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     schema_set = _migrations_set(settings, args.set)
     assert schema_set.migrations is not None
     local = discover(schema_set.migrations, schema_set.origin(schema_set.migrations))
-    target = ProductionTarget(server_info_from_url(args.url, kind="target"), "command line")
+    target = ProductionTarget(server_info_from_url(_url(args), kind="target"), "command line")
     with connect_readonly(target, settings.connect_timeout) as conn:
         history = read_history(conn)
     status = compare_history(local, history)
@@ -110,7 +128,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
     schema_set = _migrations_set(settings, args.set)
     assert schema_set.migrations is not None
-    info = server_info_from_url(args.url, kind="target")
+    info = server_info_from_url(_url(args), kind="target")
     psql = find_binaries(settings.pg_bindir, need_server=False).tool("psql")
     status, ran = apply_pending(info, psql, schema_set.migrations, settings.root,
                                 set_name=schema_set.name, dry_run=args.dry_run,
@@ -183,9 +201,9 @@ def cmd_backups(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_dump(args: argparse.Namespace, settings: Settings) -> int:
     from .production import ProductionTarget, connect_readonly
-    from .refresh import dump_schema, normalize_dump, replace_files
+    from .refresh import dump_schema, normalize_dump, recover, replace_files
 
-    target = ProductionTarget(server_info_from_url(args.url, kind="source"), "command line")
+    target = ProductionTarget(server_info_from_url(_url(args), kind="source"), "command line")
     with connect_readonly(target, settings.connect_timeout) as conn:
         major = conn.info.server_version // 10000
     text, _ = dump_schema(target.info, major, exclude_schemas=tuple(args.exclude_schema or ()),
@@ -195,6 +213,7 @@ def cmd_dump(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write(text)
     else:
         output = args.output.resolve()
+        recover(output.parent)  # a dump killed mid-swap journals next to its output
         replace_files(output.parent, {output: text})
         print(f"wrote {output} ({len(text.splitlines())} lines) from {target.masked}")
     return 0
@@ -228,13 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="applied, pending, unknown and edited "
                                                 "migrations of a database (read-only)")
-    status.add_argument("url", help="libpq URL of the database")
+    _url_arguments(status, "libpq URL of the database")
     status.add_argument("--set", help="schema set whose migrations folder to use")
     status.set_defaults(handler=cmd_status)
 
     migrate = commands.add_parser("migrate", help="apply pending migrations to the database "
                                                   "you name, each in its own transaction")
-    migrate.add_argument("url", help="libpq URL of the database to migrate")
+    _url_arguments(migrate, "libpq URL of the database to migrate")
     migrate.add_argument("--set", help="schema set whose migrations folder to use")
     migrate.add_argument("--dry-run", action="store_true", help="list what would run")
     migrate.add_argument("--allow-out-of-order", action="store_true",
@@ -257,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dump = commands.add_parser("dump", help="write a clean, deterministic schema file of any "
                                             "database (read-only)")
-    dump.add_argument("url", help="libpq URL of the database to dump")
+    _url_arguments(dump, "libpq URL of the database to dump")
     dump.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
     dump.add_argument("--exclude-schema", action="append", help="schema pattern to leave out")
     dump.set_defaults(handler=cmd_dump)

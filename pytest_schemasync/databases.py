@@ -27,9 +27,16 @@ from psycopg.pq import TransactionStatus
 
 from .cache import content_hash
 from .config import SchemaSet, Settings
-from .errors import ServerError
+from .errors import MigrationError, ServerError
 from .install import InstallTarget, read_schema_file, run_sql
-from .migrations import Migration, discover, recording_sql, select_before
+from .migrations import (
+    Migration,
+    discover,
+    edited_message,
+    read_history,
+    recording_sql,
+    select_before,
+)
 from .pool import ClonePool
 from .secrets import mask_dsn
 from .server import ServerInfo
@@ -248,7 +255,7 @@ class DatabaseManager:
                 run_sql(target, path, read_schema_file(path, origin),
                         set_name=schema_set.name, origin=origin)
             root = self.settings.root
-            for migration in plan.migrations:
+            for migration in self._unrecorded(plan, build):
                 origin = f"migrations folder {schema_set.migrations}"
                 script = (migration.path.relative_to(root)
                           if migration.path.is_relative_to(root) else migration.path)
@@ -271,6 +278,36 @@ class DatabaseManager:
         self._event(f"built template {name} set={schema_set.name} before={plan.before}")
         if self.exclusive:
             self._drop_stale_templates(name)
+
+    def _unrecorded(self, plan: BuildPlan, build: str) -> list[Migration]:
+        """The plan's migrations the base files do not already record.
+
+        A refreshed dump of production carries production's ``schema_migrations`` rows (as
+        Rails' structure.sql does): those migrations are in the dump already and must not run
+        again; a recorded one whose file changed since is an edited migration.
+        """
+        if not plan.migrations:
+            return []
+        with psycopg.connect(self.server.conninfo(build), autocommit=True) as conn:
+            history = read_history(conn) or []
+        recorded = {a.number: a for a in history}
+        if plan.before is not None and any(n >= int(plan.before) for n in recorded):
+            newest = max(recorded)
+            raise MigrationError(
+                f"before={plan.before!r} asks for a database without migration {plan.before}, "
+                f"but the base files of set {plan.schema_set.name!r} already contain "
+                f"migrations up to {recorded[newest].version} (their schema_migrations rows). "
+                f"Only later migrations can be left out."
+            )
+        pending = []
+        for migration in plan.migrations:
+            applied = recorded.get(migration.number)
+            if applied is None:
+                pending.append(migration)
+            elif applied.checksum != migration.checksum:
+                raise MigrationError(edited_message(
+                    migration, applied, f"the base files of set {plan.schema_set.name!r}"))
+        return pending
 
     def _drop_stale_templates(self, current: str) -> None:
         prefix = current[: current.rfind("_") + 1]

@@ -122,10 +122,31 @@ class AppliedMigration:
     applied_at: str
     applied_by: str
     execution_time_ms: int | None
+    script_path: str = ""
 
     @property
     def number(self) -> int:
         return int(self.version) if self.version.isdigit() else -1
+
+    def insert_values(self) -> str:
+        timing = "NULL" if self.execution_time_ms is None else str(self.execution_time_ms)
+        return (f"({_literal(self.version)}, {_literal(self.description)}, "
+                f"{_literal(self.checksum)}, {_literal(self.applied_at)}, "
+                f"{_literal(self.applied_by)}, {timing}, {_literal(self.script_path)})")
+
+
+def history_insert_sql(history: list[AppliedMigration]) -> str:
+    """production's history as SQL to append to a refreshed dump (as Rails' structure.sql
+    carries schema_migrations): builds then skip the migrations the dump already contains."""
+    if not history:
+        return ""
+    rows = ",\n".join(a.insert_values() for a in history)
+    return (
+        "--\n-- Migration history of production when it was dumped (pytest-schemasync): these "
+        "migrations\n-- are part of this schema already and are not applied again.\n--\n\n"
+        "INSERT INTO public.schema_migrations (version, description, checksum, applied_at, "
+        f"applied_by, execution_time_ms, script_path) VALUES\n{rows};\n"
+    )
 
 
 def read_history(conn: psycopg.Connection[Any]) -> list[AppliedMigration] | None:
@@ -137,9 +158,13 @@ def read_history(conn: psycopg.Connection[Any]) -> list[AppliedMigration] | None
             if not exists or not exists[0]:
                 return None
             rows = conn.execute(
+                # UTC text and to_jsonb for the optional script_path: the same history
+                # reads the same on any server and from tables without that column.
                 "SELECT version, coalesce(description, ''), coalesce(checksum, ''), "
-                "coalesce(applied_at::text, ''), coalesce(applied_by, ''), execution_time_ms "
-                "FROM public.schema_migrations").fetchall()
+                "coalesce(to_char(applied_at AT TIME ZONE 'UTC', "
+                "'YYYY-MM-DD HH24:MI:SS.US') || '+00', ''), coalesce(applied_by, ''), "
+                "execution_time_ms, coalesce(to_jsonb(m) ->> 'script_path', '') "
+                "FROM public.schema_migrations m").fetchall()
     except psycopg.errors.UndefinedColumn as exc:
         raise MigrationError(
             f"public.schema_migrations in database {conn.info.dbname!r} is not a history "

@@ -24,6 +24,7 @@ from .config import SchemaSet, Settings
 from .databases import DatabaseManager
 from .diff import DiffResult, compare, render_markdown, render_text
 from .errors import RefreshError
+from .migrations import history_insert_sql
 from .production import ProductionTarget, resolve_production
 from .secrets import mask_secrets
 from .server import ServerInfo, find_pg_dump
@@ -327,14 +328,17 @@ def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: Schema
         raise RefreshError(f"Schema set {schema_set.name!r} has no files to refresh.")
     root = settings.root
     recover(root)
-    production, _ = production_snapshot(target, schema_set, settings, manager)
+    production, history = production_snapshot(target, schema_set, settings, manager)
     raw, pg_dump_version = dump_schema(target.info, production.server_major,
                                        exclude_schemas=schema_set.exclude_schemas,
                                        pinned_bindir=settings.pg_bindir)
     normalized = normalize_dump(raw)
     split = (split_functions(normalized) if schema_set.functions_file is not None
              else SplitDump(normalized, "", []))
-    new_texts: dict[Path, str] = {schema_set.schema_file: split.schema}
+    schema_text = split.schema
+    if schema_set.migrations is not None and history:
+        schema_text = normalize_dump(schema_text + "\n" + history_insert_sql(history))
+    new_texts: dict[Path, str] = {schema_set.schema_file: schema_text}
     if schema_set.functions_file is not None:
         new_texts[schema_set.functions_file] = split.functions or "-- no functions\n"
     changed = [p for p, text in new_texts.items()
@@ -358,18 +362,31 @@ def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: Schema
         return RefreshResult(schema_set, target, [_relative(p, root) for p in changed], None,
                              before, dry_run=dry_run)
 
+    outside = [str(p) for p in new_texts if not p.is_relative_to(root)]
+    if outside:
+        raise RefreshError(
+            f"Refresh writes only files inside the project ({root}); set {schema_set.name!r} "
+            f"names {', '.join(outside)}. Move them into the project or refresh them by hand "
+            f"with `schemasync dump`."
+        )
     backup = new_backup_dir(settings.backup_dir)
     (backup / "production-schema.sql").write_text(normalized, encoding="utf-8")
     (backup / "production-functions.sql").write_text(split.functions, encoding="utf-8")
     staged: dict[Path, Path] = {}
+    created: list[str] = []
     for path, text in new_texts.items():
         rel = _relative(path, root)
         if path.exists():
             (backup / "previous" / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, backup / "previous" / rel)
+        else:
+            created.append(str(rel))  # a rollback removes it again
         (backup / "new" / rel).parent.mkdir(parents=True, exist_ok=True)
         (backup / "new" / rel).write_text(text, encoding="utf-8")
         staged[path] = backup / "new" / rel
+
+    if created:
+        (backup / "created.txt").write_text("\n".join(created) + "\n", encoding="utf-8")
 
     # Prove: the staged files (plus the set's other files, unchanged) must rebuild production.
     proof_set = replace(schema_set, files=tuple(staged.get(p, p) for p in schema_set.files),
@@ -419,13 +436,19 @@ def rollback(settings: Settings, backup: Path | None = None) -> tuple[Path, list
     elif not backup.is_absolute() and not backup.exists():
         backup = settings.backup_dir / backup
     previous = backup / "previous"
-    if not previous.is_dir():
+    restored = {settings.root / p.relative_to(previous): p.read_text(encoding="utf-8")
+                for p in sorted(previous.rglob("*")) if p.is_file()} if previous.is_dir() else {}
+    created_list = backup / "created.txt"
+    created = ([settings.root / line for line in created_list.read_text().split()]
+               if created_list.is_file() else [])
+    if not restored and not created:
         raise RefreshError(
             f"{backup} holds no previous files to restore (known backups: "
-            f"{', '.join(b.name for b in backups) or 'none'})."
+            f"{', '.join(b.name for b in backups) or 'none'}). Name another backup."
         )
-    restored = {settings.root / p.relative_to(previous): p.read_text(encoding="utf-8")
-                for p in sorted(previous.rglob("*")) if p.is_file()}
     recover(settings.root)
-    replace_files(settings.root, restored)
-    return backup, sorted(restored)
+    if restored:
+        replace_files(settings.root, restored)
+    for path in created:  # files the refresh created did not exist before it
+        path.unlink(missing_ok=True)
+    return backup, sorted([*restored, *created])

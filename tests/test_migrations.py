@@ -799,3 +799,18 @@ def test_concurrent_migrate_applies_each_migration_once(pytester: pytest.Pyteste
     assert final is not None and [r[0] for r in final] == VERSIONS
     assert rows(prod, db, "SELECT display_name FROM accounts ORDER BY id") == [
         ("Ada <ada@example.test>",), ("Grace <grace@example.test>",)]
+
+
+def test_url_from_an_environment_variable(pytester: pytest.Pytester,
+                                          prod: StandinProduction,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """--url-env keeps the password off the command line (where `ps` would show it)."""
+    project = app_project(pytester)
+    db = new_database(prod, project)
+    monkeypatch.setenv("TARGET_DB_URL", prod.url(db, OWNER))
+    out = ok(cli(project, "migrate", "--url-env", "TARGET_DB_URL"))
+    assert applied_lines(out) == VERSIONS
+    monkeypatch.setenv("TARGET_DB_URL", prod.url(db, READER))
+    assert "4 applied, 0 pending" in ok(cli(project, "status", "--url-env", "TARGET_DB_URL"))
+    refused(cli(project, "status", "--url-env", "NO_SUCH_VARIABLE"), "is not set")
+    refused(cli(project, "status"), "a URL argument or --url-env")
