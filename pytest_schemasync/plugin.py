@@ -9,22 +9,27 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import psycopg
 import pytest
-from psycopg.pq import TransactionStatus
 
 from .config import OPTIONS, Settings, build_settings, load_pyproject
-from .databases import Database, Template
 from .errors import DriftError, RefreshError, SchemaSyncError
 from .secrets import mask_dsn
-from .session import Session
+
+# psycopg and the core are imported when first needed: a project that has the plugin
+# installed but does not use it pays nothing for it at start-up.
+if TYPE_CHECKING:
+    import psycopg
+
+    from .databases import Database, Template
+    from .session import Session
 
 if TYPE_CHECKING:
     from .check import SetCheck
 
 settings_key = pytest.StashKey[Settings]()
-session_key = pytest.StashKey[Session]()
-templates_key = pytest.StashKey[list[Template]]()
+session_key = pytest.StashKey["Session"]()
+session_args_key = pytest.StashKey[tuple[Settings, str, "dict[str, Any] | None"]]()
+templates_key = pytest.StashKey[list["Template"]]()
 lines_key = pytest.StashKey[list[str]]()
 checks_key = pytest.StashKey[list["SetCheck"]]()
 
@@ -121,7 +126,7 @@ def pytest_configure(config: pytest.Config) -> None:
         recover(settings.root)  # finish a refresh or rollback that was killed mid-swap
     attach = config.workerinput.get("schemasync") if _is_worker(config) else None  # type: ignore[attr-defined]
     worker = config.workerinput.get("workerid", "m") if _is_worker(config) else "m"  # type: ignore[attr-defined]
-    config.stash[session_key] = Session(settings, worker=worker, attach=attach)
+    config.stash[session_args_key] = (settings, worker, attach)
     if config.pluginmanager.hasplugin("xdist") and not _is_worker(config):
         config.pluginmanager.register(XdistHooks(config), "schemasync-xdist")
     if not _is_worker(config):
@@ -129,6 +134,17 @@ def pytest_configure(config: pytest.Config) -> None:
         with contextlib.suppress(ValueError):
             if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
                 signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+
+
+def _session(config: pytest.Config) -> Session:
+    """This process's session, created on first use."""
+    ss = config.stash.get(session_key, None)
+    if ss is None:
+        from .session import Session
+
+        settings, worker, attach = config.stash[session_args_key]
+        ss = config.stash[session_key] = Session(settings, worker=worker, attach=attach)
+    return ss
 
 
 def _needs_eager_start(config: pytest.Config, settings: Settings) -> bool:
@@ -144,7 +160,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     settings = config.stash[settings_key]
     if not _needs_eager_start(config, settings):
         return
-    ss = config.stash[session_key]
+    import psycopg
+
+    ss = _session(config)
     try:
         ss.start()
         if settings.refresh:
@@ -206,10 +224,10 @@ def pytest_collection(session: pytest.Session) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    ss = config.stash.get(session_key, None)
-    if ss is None or _is_worker(config):
+    if _is_worker(config) or session_args_key not in config.stash:
         return []
-    if ss.server is None:
+    ss = config.stash.get(session_key, None)
+    if ss is None or ss.server is None:
         return ["schemasync: embedded server starts on first use of a database fixture"]
     lines = [f"schemasync: {ss.describe()}"]
     if ss.lease is not None and ss.lease.found_orphan:
@@ -253,7 +271,7 @@ class XdistHooks:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        ss = self.config.stash[session_key]
+        ss = _session(self.config)
         try:
             node.workerinput["schemasync"] = ss.worker_payload()
         except SchemaSyncError as exc:
@@ -293,7 +311,7 @@ def _or_fail(action: Callable[[], T]) -> T:
 @pytest.fixture(scope="session")
 def schemasync(request: pytest.FixtureRequest) -> Session:
     """The session's server and databases (``.manager``, ``.server``)."""
-    ss = request.config.stash[session_key]
+    ss = _session(request.config)
     _or_fail(ss.start)
     return ss
 
@@ -302,6 +320,9 @@ def schemasync(request: pytest.FixtureRequest) -> Session:
 def db(schemasync: Session, request: pytest.FixtureRequest) -> Iterator[psycopg.Connection[Any]]:
     """A connection to a database with the schema set installed; the test's changes are
     rolled back afterwards. Use ``with db.transaction():`` for savepoints."""
+    import psycopg
+    from psycopg.pq import TransactionStatus
+
     set_name, before = _marker_choice(request)
     manager = schemasync.manager
     conn = _or_fail(lambda: manager.rollback_connection(set_name, before))
@@ -340,7 +361,7 @@ def db(schemasync: Session, request: pytest.FixtureRequest) -> Iterator[psycopg.
 
 _GUARD = "schemasync_guard"
 
-DbFactory = Callable[..., Database]
+DbFactory = Callable[..., "Database"]
 
 
 @pytest.fixture
@@ -348,6 +369,8 @@ def schemasync_db_factory(schemasync: Session,
                           request: pytest.FixtureRequest) -> Iterator[DbFactory]:
     """``factory(set_name=None, *, before=None) -> Database``: whole databases cloned from
     the template, dropped after the test."""
+    import psycopg
+
     manager = schemasync.manager
     default_set, default_before = _marker_choice(request)
     made: list[Database] = []

@@ -7,12 +7,15 @@ run as root the cluster runs as an unprivileged system user, because ``initdb`` 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
 import re
 import shutil
+import signal
 import subprocess
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -360,6 +363,21 @@ def server_info_from_url(url: str, kind: str = "existing") -> ServerInfo:
 # --- the embedded cluster --------------------------------------------------------------
 
 
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not count)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
 class EmbeddedCluster:
     """A PostgreSQL data directory we own: initdb, start, stop, detect an orphaned postmaster."""
 
@@ -483,11 +501,12 @@ class EmbeddedCluster:
         self._own(self.socket_dir, 0o755)
         check_reachable(self.socket_dir, self.os_user)
         self._write_settings()
+        # pg_ctl -w polls every 100 ms; we poll postmaster.pid ourselves, every few ms.
         result = self._run([
             str(self.binaries.tool("pg_ctl")), "-D", str(self.data_dir), "-l", str(self.log_file),
-            "-w", "-t", "60", "start",
+            "-W", "start",
         ])
-        if result.returncode != 0:
+        if result.returncode != 0 or not self._wait_ready(timeout=60):
             log_tail = ""
             if self.log_file.exists():
                 log_tail = "\n".join(self.log_file.read_text(errors="replace").splitlines()[-15:])
@@ -496,11 +515,41 @@ class EmbeddedCluster:
                 f"(data directory {self.data_dir}).\n{result.stderr.strip()}\n{log_tail}".rstrip()
             )
 
+    def _wait_ready(self, timeout: float) -> bool:
+        """True once the postmaster says "ready" in postmaster.pid (line 8)."""
+        deadline = time.monotonic() + timeout
+        seen_pid = False
+        while time.monotonic() < deadline:
+            try:
+                lines = (self.data_dir / "postmaster.pid").read_text().split("\n")
+            except OSError:
+                lines = []
+            if len(lines) > 7:
+                seen_pid = True
+                if lines[7].strip() == "ready":
+                    return True
+            if seen_pid and self.running_pid() is None:
+                return False  # it started and died: the log says why
+            time.sleep(0.003)
+        return False
+
     def stop(self, mode: str = "fast") -> None:
-        if self.running_pid() is None:
+        pid = self.running_pid()
+        if pid is None:
             return
+        # SIGINT is a fast shutdown (SIGQUIT immediate); waiting on the pid beats pg_ctl -w.
+        signum = signal.SIGQUIT if mode == "immediate" else signal.SIGINT
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            # Gone means exited: its pid file goes a moment before it does, and its zombie
+            # may linger until the init process reaps it (that one does not count).
+            if not _alive(pid):
+                return
+            time.sleep(0.003)
         result = self._run([str(self.binaries.tool("pg_ctl")), "-D", str(self.data_dir),
-                            "-m", mode, "-w", "-t", "60", "stop"])
+                            "-m", "immediate", "-w", "-t", "60", "stop"])
         if result.returncode != 0 and self.running_pid() is not None:
             raise ServerError(f"Could not stop the server in {self.data_dir}: {result.stderr}")
 
