@@ -9,11 +9,13 @@ throwaway cluster instead of waiting.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets as _random
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +114,22 @@ class ClusterLease:
             self.lock.release()
 
 
+def _stop_launched(cluster: EmbeddedCluster | None, *, wait: bool) -> None:
+    """After Ctrl-C/SIGTERM during start-up: a postmaster that was launched must not outlive
+    us (its pid file can appear a moment after pg_ctl returns, hence ``wait``)."""
+    if cluster is None or not cluster.data_dir.exists():
+        return
+    deadline = time.monotonic() + (1.0 if wait else 0.0)
+    with contextlib.suppress(Exception):
+        while True:  # checked at least once, even without waiting
+            if cluster.running_pid() is not None:
+                cluster.stop(mode="immediate")
+                return
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.01)
+
+
 def _stop_orphan(cluster: EmbeddedCluster) -> bool:
     """Stop a postmaster left running by a session that was killed (we hold its lock now)."""
     if cluster.running_pid() is None:
@@ -164,6 +182,7 @@ def acquire_cluster(root: Path, binaries: PgBinaries, os_user: OsUser | None) ->
         lock.acquire(timeout=0)
     except Timeout:
         return _private_cluster(root, binaries, os_user)
+    cluster: EmbeddedCluster | None = None
     try:
         cluster = EmbeddedCluster(binaries, base / "data", _socket_dir(base / "run"),
                                   os_user=os_user)
@@ -171,7 +190,8 @@ def acquire_cluster(root: Path, binaries: PgBinaries, os_user: OsUser | None) ->
         if not cluster.initialized:
             cluster.initialize()
         cluster.start()
-    except BaseException:
+    except BaseException as exc:
+        _stop_launched(cluster, wait=not isinstance(exc, Exception))
         lock.release()
         raise
     return ClusterLease(cluster=cluster, lock=lock, cached=True, found_orphan=orphan)
@@ -185,13 +205,15 @@ def _private_cluster(root: Path, binaries: PgBinaries, os_user: OsUser | None) -
     entry.mkdir()
     lock = FileLock(str(entry / "owner.lock"))
     lock.acquire(timeout=0)
+    cluster: EmbeddedCluster | None = None
     try:
         socket_dir = _socket_dir(entry / "run")
         (entry / "socket-dir").write_text(str(socket_dir))
         cluster = EmbeddedCluster(binaries, entry / "data", socket_dir, os_user=os_user)
         cluster.initialize()
         cluster.start()
-    except BaseException:
+    except BaseException as exc:
+        _stop_launched(cluster, wait=not isinstance(exc, Exception))
         lock.release()
         shutil.rmtree(entry, ignore_errors=True)
         raise

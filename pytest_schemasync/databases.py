@@ -10,6 +10,7 @@ connection makes ``CREATE DATABASE ... TEMPLATE`` wait and fail.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import os
 import re
@@ -92,6 +93,10 @@ class BuildPlan:
             read_schema_file(path, self.schema_set.origin(path))
         paths = list(self.files) + [m.path for m in self.migrations]
         return content_hash(self.schema_set, paths, major, extra=(f"before={self.before}",))
+
+
+def _short(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:4]
 
 
 def _lock_key(name: str) -> int:
@@ -228,8 +233,13 @@ class DatabaseManager:
     # --- templates -----------------------------------------------------------------
 
     def template_name(self, set_name: str, digest: str, before: str | None = None) -> str:
-        point = f"_b{before}" if before is not None else ""
-        return f"sst_{self.settings.project_key}_{set_name[:24]}{point}_{digest[:10]}"
+        """At most 54 bytes (PostgreSQL cuts names at 63, which would cut off the digest),
+        and a different prefix for every set and migration point (stale templates are
+        found by prefix)."""
+        slug = set_name if len(set_name) <= 24 else f"{set_name[:19]}~{_short(set_name)}"
+        if before is not None:
+            slug += f".b{before}" if len(before) <= 6 else f".b{_short(before)}"
+        return f"sst_{self.settings.project_key}_{slug}_{digest[:10]}"
 
     def template(self, set_name: str | None = None, before: str | None = None,
                  *, rebuild: bool = False) -> Template:
@@ -251,7 +261,7 @@ class DatabaseManager:
         return template
 
     def _build(self, plan: BuildPlan, name: str) -> None:
-        build = f"ssb_{name[4:]}_{os.getpid()}"[:63]
+        build = f"ssb_{name[4:]}_{os.getpid()}"  # <= 54 + 8 bytes
         self._drop(build)
         self.admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'")
                            .format(sql.Identifier(build)))
@@ -403,6 +413,15 @@ class DatabaseManager:
         for key, (_, candidate) in list(self._rollback.items()):
             if candidate is conn:
                 self._discard_rollback(key)
+
+    def drop_session_databases(self) -> None:
+        """Drop every clone and rollback database of this session's token, including those
+        of xdist workers that crashed before they could clean up."""
+        for (name,) in self.admin.execute(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, %s) "
+                "OR starts_with(datname, %s)", (f"ssc_{self.token}_", f"sss_{self.token}_")
+        ).fetchall():
+            self._drop(name)
 
     def close(self) -> list[str]:
         """Drop what this process created; keep templates (they are the cache). Returns

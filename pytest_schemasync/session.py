@@ -97,6 +97,9 @@ class Session:
     def close(self) -> None:
         try:
             if self._manager is not None:
+                if self.owner:
+                    with contextlib.suppress(Exception):
+                        self._manager.drop_session_databases()
                 self._manager.close()
         finally:
             self._manager = None
