@@ -1,4 +1,5 @@
-"""Benchmark pytest-schemasync against pytest-postgresql, testing.postgresql and raw SQL.
+"""Benchmark pytest-schemasync against pytest-postgresql, testing.postgresql and raw SQL;
+then time its schema check and refresh against a stand-in production.
 
 Driven by bench/run.sh, which makes two scratch folders (one on disk under /tmp, one on tmpfs
 under /dev/shm) and, when this ends, stops any server left in them and removes them:
@@ -38,7 +39,7 @@ CARTHORSE_FILES = ("sql/schemas/carthorse-complete-schema.sql",
                    "docs/sql/fix_routing_functions.sql", "sql/schemas/missing-functions.sql")
 STAGING_STAMPS = ("20261120_031500", "20261121_120000", "20261122_231000")
 CHECK_SETS = ("carthorse", "gameforge")
-CHECK_REPEATS = 3  # pytest runs with and without --schema-check, CLI checks per set
+CHECK_REPEATS = 5  # pytest runs with and without --schema-check, CLI checks per set
 IN_PROCESS_REPEATS = 5
 REFRESH_CHANGE = "ALTER TABLE public.trails ADD COLUMN bench_note text"
 PG_BINDIR = Path(os.environ.get("BENCH_PG_BINDIR", "/usr/lib/postgresql/15/bin"))
@@ -332,9 +333,10 @@ class Bench:
                *args]
         return run(cmd, cwd=self.example, env=env)
 
-    def check_and_refresh(self, cache: Path) -> CheckBench:
+    def check_and_refresh(self, cache: Path, result: CheckBench) -> None:
         """The schema check (pytest --schema-check, `schemasync check`, check_set in-process)
-        and `schemasync refresh` against a stand-in production holding both sets."""
+        and `schemasync refresh` against a stand-in production holding both sets; fills
+        ``result`` as it goes, so that a failure keeps what was measured before it."""
         from pytest_schemasync.migrations import apply_pending
         from pytest_schemasync.server import find_binaries
         from pytest_schemasync.standin import OWNER, StandinProduction
@@ -344,7 +346,7 @@ class Bench:
         (self.example / "tests").mkdir()
         (self.example / "tests" / "test_trivial.py").write_text(
             "def test_trivial():\n    assert True\n")
-        result = CheckBench()
+        result.staging_schemas = len(STAGING_STAMPS)
         # The stand-in's data folder goes in our tmpfs scratch folder: run.sh's trap stops and
         # removes it should this driver die before the `with` block stops it.
         started = time.perf_counter()
@@ -383,7 +385,7 @@ class Bench:
             result.refresh.append(("again, production unchanged",
                                    self.example_cli(cache, env_of["carthorse"], "refresh",
                                                     "--set", "carthorse")))
-        return result
+            result.after_refresh = self.example_pytest(cache, both)
 
     def check_in_process(self, cache: Path, urls: dict[str, str], result: CheckBench) -> None:
         """check_set on a started session with warm templates, and its three parts."""
@@ -427,6 +429,8 @@ class Bench:
                     times.setdefault("bundled", []).append(end - mid)
                     times.setdefault("compare", []).append(time.perf_counter() - end)
                 result.objects[name] = (len(bundled.objects), len(production.objects))
+                result.functions[name] = sum(1 for kind, _ in bundled.objects
+                                             if kind in ("function", "procedure"))
         finally:
             session.close()
 
@@ -491,10 +495,11 @@ def main() -> int:
     imports, server = bench.start_breakdown(bench.shm / "cache-start")
     step("schema check and refresh (stand-in production, example project)")
     load.append(f"{os.getloadavg()[0]:.2f}")
+    check = CheckBench()
     try:
-        check = bench.check_and_refresh(bench.shm / "cache-example")
+        bench.check_and_refresh(bench.shm / "cache-example", check)
     except Exception as exc:  # report what was measured before, and why this part failed
-        check = CheckBench(error=f"{type(exc).__name__}: {exc}"[:2000])
+        check.error = f"{type(exc).__name__}: {exc}"[:2000]
     load.append(f"{os.getloadavg()[0]:.2f}")
     measured = Measurements(rows, raw, start, imports, server, bench.probes, bench.python_note,
                             load, args.repeat, time.perf_counter() - began, check)

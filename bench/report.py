@@ -112,6 +112,7 @@ class Measurements:
 
 
 NAN = float("nan")
+LOAD_POINTS = {3: "before the schema check section / "}
 _STATUS = re.compile(r"schema check '(?P<set>[^']+)': .*?\((?P<seconds>[0-9.]+)s\)$",
                      re.MULTILINE)
 
@@ -121,6 +122,7 @@ class CheckBench:
     """The schema check and refresh section: subprocess runs on the copy of example_project
     against a stand-in production, and in-process timings of check_set."""
 
+    staging_schemas: int = 0  # staging_<timestamp> schemas in production's carthorse
     production_setup: float = NAN  # seconds: start the stand-in, install both sets into it
     cold: Outcome | None = None  # first session on a new, empty cache dir (no check)
     plain: list[Outcome] = field(default_factory=list)  # warm, without --schema-check
@@ -129,7 +131,9 @@ class CheckBench:
     # set -> "check_set" / "production" / "bundled" / "compare" -> seconds per call
     in_process: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     objects: dict[str, tuple[int, int]] = field(default_factory=dict)  # set -> (bundled, prod)
+    functions: dict[str, int] = field(default_factory=dict)  # set -> its own functions
     refresh: list[tuple[str, Outcome]] = field(default_factory=list)  # (what, run)
+    after_refresh: Outcome | None = None  # the next pytest session on the refreshed files
     error: str = ""  # the section stopped with this exception
 
     def expectations(self) -> list[tuple[str, Outcome, str]]:
@@ -147,6 +151,8 @@ class CheckBench:
         for i, (what, out) in enumerate(self.refresh):
             runs.append((f"schemasync refresh --set carthorse, {what}", out,
                          "refresh 'carthorse': " + ("updated" if i == 0 else "no change to")))
+        if self.after_refresh is not None:
+            runs.append(("pytest after the refresh", self.after_refresh, "1 passed"))
         return runs
 
     def failures(self) -> list[tuple[str, Outcome]]:
@@ -345,7 +351,12 @@ def spread(values: list[float]) -> str:
     """Median (min-max, n) of seconds."""
     if len(values) < 2:
         return fmt(values[0], 2) if values else "—"
-    return f"{fmt(median(values), 2)} ({fmt(min(values), 2)}-{fmt(max(values), 2)}, n={len(values)})"
+    return (f"{fmt(median(values), 2)} ({fmt(min(values), 2)}-{fmt(max(values), 2)}, "
+            f"n={len(values)})")
+
+
+def signed(value: float) -> str:
+    return "—" if value != value else f"{value:+.2f}"
 
 
 def check_section(m: Measurements) -> list[str]:
@@ -363,10 +374,12 @@ def check_section(m: Measurements) -> list[str]:
         return [out.seconds for out in outs]
 
     warm = median(secs(c.plain))
+    built = ", ".join(f"{name} {fmt(float(sec), 2)} s" for name, sec in re.findall(
+        r"set '([^']+)': template built in ([0-9.]+)s", c.cold.output))
     rows = [
-        ("session start, **cold**: a new, empty cache dir (initdb, both templates built: "
-         "carthorse with PostGIS and pgRouting, gameforge with its migrations)",
-         fmt(c.cold.seconds, 2), ""),
+        ("session start, **cold**: a new, empty cache dir (initdb, then both templates built: "
+         "carthorse with PostGIS and pgRouting, gameforge with its migrations; the header says "
+         f"built in: {built or '?'})", fmt(c.cold.seconds, 2), ""),
         ("session start, **warm**: the same cache dir again (no check)", spread(secs(c.plain)),
          ""),
     ]
@@ -374,6 +387,7 @@ def check_section(m: Measurements) -> list[str]:
     for name in ("carthorse", "gameforge"):
         checked = secs(c.pytest_check.get(name, []))
         extra = median(checked) - warm
+        verdict = "not measured" if extra != extra else mark(extra <= 1)
         parts = c.in_process.get(name, {})
         objects = c.objects.get(name)
         counted = (f"; {objects[0]} objects bundled / {objects[1]} in production compared"
@@ -382,29 +396,54 @@ def check_section(m: Measurements) -> list[str]:
             (f"`pytest --schema-check`, only {name} has a production (warm)", spread(checked),
              ""),
             (f"→ extra over the warm session (medians: with minus without), {name}",
-             f"+{fmt(extra, 2)}", f"≤ 1 s → {mark(extra <= 1)}"),
-            (f"  the check's own timer in those runs (its status line; {name})",
+             signed(extra), f"≤ 1 s → {verdict}"),
+            (f"↳ the check's own timer in those runs ({name}: the `(…s)` of its status line)",
              spread(c.own_seconds(name)), ""),
             (f"`schemasync check --set {name}` (interpreter start to exit)",
              spread(secs(c.cli_check.get(name, []))), ""),
             (f"`check_set` alone, in process, warm ({name}{counted})",
              spread(parts.get("check_set", [])), ""),
-            ("  production snapshot: connect read-only, read the catalog",
+            ("↳ production snapshot: connect read-only, read the catalog",
              spread(parts.get("production", [])), ""),
-            ("  bundled snapshot: clone the template, read the catalog, drop the clone",
+            ("↳ bundled snapshot: clone the template, read the catalog, drop the clone",
              spread(parts.get("bundled", [])), ""),
-            ("  compare the two snapshots", spread(parts.get("compare", [])), ""),
+            ("↳ compare the two snapshots", spread(parts.get("compare", [])), ""),
         ]
-        verdicts.append(f"{name} +{fmt(extra, 2)} s → {mark(extra <= 1)}")
+        pairs = [w.seconds - p.seconds
+                 for w, p in zip(c.pytest_check.get(name, []), c.plain, strict=False)]
+        note = (f"; below the run-to-run noise at this load: its own timer says "
+                f"{fmt(median(c.own_seconds(name)), 2)} s" if extra < 0 else "")
+        verdicts.append(f"{name} {signed(extra)} s → {verdict} (median of the "
+                        f"per-round differences {signed(median(pairs))} s{note})")
     for what, out in c.refresh:
-        rows.append((f"`schemasync refresh --set carthorse`, {what}", fmt(out.seconds, 2), ""))
+        said = re.search(r"refresh 'carthorse': ([^(\n]*)", out.output)
+        shown = f": {said[1].strip()}" if said else ""
+        rows.append((f"`schemasync refresh --set carthorse`, {what}{shown}",
+                     fmt(out.seconds, 2), ""))
+    if c.after_refresh is not None:
+        reused = "set 'carthorse': template from cache" in c.after_refresh.output
+        rows.append(("the next pytest session on the refreshed files (carthorse template "
+                     + ("reused from the refresh's proof build)" if reused else "rebuilt)"),
+                     fmt(c.after_refresh.seconds, 2), ""))
     return [
         *head,
-        "The copy of example_project (both sets) with one trivial test, against a stand-in "
-        "production (a second local cluster over TCP with a password, read through its "
-        "read-only role) holding the same files: carthorse plus "
-        f"{len(c.refresh) and 3} `staging_<timestamp>` schemas (excluded by `staging_*`), "
-        "gameforge with its migrations applied by `apply_pending`. Wall times in seconds, "
+        "A copy of example_project (both sets configured; its tests replaced by one trivial "
+        "test) against a stand-in production (`pytest_schemasync.standin.StandinProduction`: "
+        "a second local cluster on tmpfs, TCP with a password, read through its read-only "
+        "role) holding the same files: carthorse (PostGIS, pgRouting and "
+        f"{c.functions.get('carthorse', '?')} functions of its own, as the check counts them) "
+        "plus "
+        f"{c.staging_schemas} `staging_<timestamp>` schemas that `exclude-schemas = "
+        "[\"staging_*\"]` skips, and gameforge with its migrations applied by `apply_pending`. "
+        "All runs as root with `--schemasync-cache-dir=` a new folder on /dev/shm; the pytest "
+        "runs are `python -m pytest -p no:cacheprovider -p no:pytest_postgresql "
+        "tests/test_trivial.py` (without -q, so the header shows the check's status line), "
+        "alternating each round: without the check, `--schema-check` with only "
+        "`CARTHORSE_PRODUCTION_URL` set, then with only `GAMEFORGE_PRODUCTION_URL` (every set "
+        "is prepared in all of them; only the set with a production is checked). "
+        "`schemasync ...` runs as `python -m pytest_schemasync.cli` (the script's `main`) on "
+        "the same interpreter. Every check must report no drift, and the refreshes must say "
+        "updated / no change, or the run is listed under Failures. Wall times in seconds, "
         "median (min-max, n).", "",
         "| measurement | seconds | target |", "|---|---|---|",
         *(f"| {what} | {value} | {target} |" for what, value, target in rows), "",
@@ -502,7 +541,8 @@ def render(m: Measurements, pg_bindir: Path) -> str:
         "# pytest-schemasync benchmark", "",
         "Written by `bash bench/run.sh` (bench/bench.py). Numbers from one run on:", "",
         *machine(pg_bindir),
-        f"- load average (1 min) at start / {'before the schema check section / ' if len(m.load) > 2 else ''}end: {' / '.join(m.load)}; the machine is shared "
+        f"- load average (1 min) at start / {LOAD_POINTS.get(len(m.load), '')}end: "
+        f"{' / '.join(m.load)}; the machine is shared "
         f"with other work, so timings vary from run to run.", "",
         "## Per test (milliseconds)", "",
         "per-test = setup+call+teardown of each test; fixture = setup+teardown (the database "

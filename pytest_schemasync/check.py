@@ -106,7 +106,7 @@ def _relative(path: Path, root: Path) -> str:
 def bundled_snapshot(manager: DatabaseManager, schema_set: SchemaSet) -> Snapshot:
     """Snapshot of the cached template, read through a throwaway clone (nobody may connect
     to a template)."""
-    database = manager.clone(schema_set.name)
+    database = manager.clone(schema_set.name, pooled=False)
     try:
         with database.connect(autocommit=True) as conn:
             return snapshot(conn, catalog_options(schema_set))

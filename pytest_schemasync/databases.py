@@ -256,6 +256,8 @@ class DatabaseManager:
             cached = bool(row and row[0]) and not rebuild
             if not cached:
                 self._build(plan, name)
+            elif self.exclusive:  # e.g. built by a refresh's proof, which could not clean up
+                self._drop_stale_templates(name)
         template = Template(name, schema_set.name, before, cached, time.perf_counter() - started)
         self._templates[key] = template
         return template
@@ -366,10 +368,11 @@ class DatabaseManager:
         return self._pool
 
     def clone(self, set_name: str | None = None, before: str | None = None,
-              *, kind: str = "ssc") -> Database:
-        """A new database from the set's template (from the pool when one is ready)."""
+              *, kind: str = "ssc", pooled: bool = True) -> Database:
+        """A new database from the set's template (from the pool when one is ready; a one-off
+        clone, ``pooled=False``, does not make the pool fill up behind it)."""
         template = self.template(set_name, before)
-        pool = self.pool if kind == "ssc" else None
+        pool = self.pool if kind == "ssc" and pooled else None
         name = pool.take(template.name) if pool is not None else None
         if name is None:
             name = self._create_clone(self.admin, template.name, kind)

@@ -68,8 +68,12 @@ class MetaCommand:
 
 # psql lexes bytes and treats every byte >= 0x80 as a letter; in decoded text that means
 # every non-ASCII character.
-_HI = r"\x80-\U0010ffff"
-_IDENT = rf"[A-Za-z_{_HI}][A-Za-z0-9_${_HI}]*"
+# Written as ASCII complements: a class spelling out \x80-\U0010ffff takes ~10 ms each to
+# compile, which every pytest session would pay at start-up.
+_START = r"[^\x00-\x40\x5b-\x5e\x60\x7b-\x7f]"  # letters, '_', non-ASCII
+_CONT = r"[^\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]"  # ... and digits
+_CONT_D = r"[^\x00-\x23\x25-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]"  # ... and '$'
+_IDENT = rf"{_START}{_CONT_D}*"
 
 # Tokens of psqlscan.l's INITIAL state that matter for splitting. Order mirrors flex's
 # longest-match choice where two rules could start at the same character.
@@ -78,13 +82,13 @@ _TOKEN = re.compile(
       (?P<ws>[ \t\r\f]+)
     | (?P<comment>--[^\r\n]*)
     | (?P<cstart>/\*)
-    | (?P<dolq>\$(?:[A-Za-z_{_HI}][A-Za-z0-9_{_HI}]*)?\$)
+    | (?P<dolq>\$(?:{_START}{_CONT}*)?\$)
     # numbers and $n parameters swallow trailing identifier chars ("trailing junk", PG15+),
     # so that 1e'x' is not an E'' string and 1a$$ is not a dollar quote
     | (?P<num>(?:\$[0-9]+|[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?(?:{_IDENT})?)
     | (?P<ident>{_IDENT})
     # '::' must win over ':name' (psql variable), which is not an identifier
-    | (?P<var>::|:[A-Za-z0-9_{_HI}]+)
+    | (?P<var>::|:{_CONT}+)
     | (?P<other>.)
     """,
     re.VERBOSE | re.DOTALL,

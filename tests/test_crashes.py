@@ -60,7 +60,7 @@ CREATE TABLE late (id integer);
 """
 MIGRATION_002 = "CREATE TABLE later (id integer);\n"
 ANY_BUILD = r"ssb\_%"  # the main template, built by the controller at session start
-BEFORE_BUILD = r"ssb\_%\_b002\_%"  # the before=002 template, built lazily by a worker
+BEFORE_BUILD = r"ssb\_%.b002\_%"  # the before=002 template, built lazily by a worker
 
 INNER_CONFTEST = """
 import os
