@@ -253,14 +253,17 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     ss = config.stash.get(session_key, None)
-    if ss is None:
-        return
     try:
-        ss.close()
+        if ss is not None:
+            ss.close()
     except Exception as exc:  # teardown trouble is reported, not a failure
         tr = config.pluginmanager.get_plugin("terminalreporter")
         if tr is not None:
             tr.write_line(f"schemasync: warning: cleanup failed: {exc}", yellow=True)
+    finally:
+        with contextlib.suppress(ValueError):  # SIGTERM as it was, for in-process runs
+            if signal.getsignal(signal.SIGTERM) is _raise_keyboard_interrupt:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class XdistHooks:
