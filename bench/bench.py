@@ -27,16 +27,21 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from report import RAW_MODES, CheckBench, Measurements, Outcome, Row, render
-from suite import N_TESTS, PYPROJECT, render_tests
+from report import RAW_MODES, CheckBench, Measurements, Outcome, Row, StressBench, render
+from suite import (
+    CARTHORSE_FILES,
+    CARTHORSE_PYPROJECT,
+    N_TESTS,
+    PYPROJECT,
+    render_carthorse_tests,
+    render_tests,
+)
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 GAMEFORGE = REPO / "example_project" / "db" / "gameforge"
 EXAMPLE = REPO / "example_project"
-CARTHORSE_FILES = ("sql/schemas/carthorse-complete-schema.sql",
-                   "docs/sql/fix_routing_functions.sql", "sql/schemas/missing-functions.sql")
 STAGING_STAMPS = ("20261120_031500", "20261121_120000", "20261122_231000")
 CHECK_SETS = ("carthorse", "gameforge")
 CHECK_REPEATS = 5  # pytest runs with and without --schema-check, CLI checks per set
@@ -45,6 +50,7 @@ REFRESH_CHANGE = "ALTER TABLE public.trails ADD COLUMN bench_note text"
 PG_BINDIR = Path(os.environ.get("BENCH_PG_BINDIR", "/usr/lib/postgresql/15/bin"))
 PG_USER = "postgres"
 START_REPEATS = 5
+STRESS_WORKERS = (("-n 0", ("-n", "0")), ("-n 2", ("-n", "2")), ("-n 4", ("-n", "4")))
 RUN_TIMEOUT = 300
 
 
@@ -434,6 +440,54 @@ class Bench:
         finally:
             session.close()
 
+    # --- the stress suite's inner project, and the carthorse set per test ------------------
+
+    def stress_and_carthorse(self, result: StressBench, repeat: int) -> None:
+        """The inner project of tests/test_stress.py (both sets, 306 tests) once each with
+        -n 0, 2 and 4 after a warm-up run; then the carthorse variant of the suite with our
+        `db` and `fresh_db`. Fills ``result`` as it goes."""
+        sys.path.insert(0, str(REPO / "tests"))
+        try:
+            import test_stress  # tests/test_stress.py (it imports tests/conftest.py)
+        finally:
+            sys.path.remove(str(REPO / "tests"))
+        result.expected_inner = test_stress.INNER_TESTS
+        stress = self.work / "stress"
+        stress.mkdir()
+        test_stress.write_project(stress)  # the same generation as the stress test
+        cache = self.shm / "cache-stress"
+        base = [self.python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                "-p", "no:pytest_postgresql", f"--schemasync-cache-dir={cache}"]
+        for i, (label, args) in enumerate([("warm-up (cold cache)", ("-n", "2")),
+                                           *STRESS_WORKERS]):
+            records = stress / "records" / f"run{i}"
+            records.mkdir(parents=True)
+            env = clean_env(STRESS_RECORDS=str(records), STRESS_RUN=str(i))
+            out = run([*base, *args], cwd=stress, env=env)
+            if i == 0:
+                result.warmup = out
+            else:
+                result.runs.append((label, out))
+
+        project = self.work / "carthorse"
+        for rel in CARTHORSE_FILES:
+            (project / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(EXAMPLE / rel, project / rel)
+        (project / "pyproject.toml").write_text(CARTHORSE_PYPROJECT)
+        shutil.copy(BENCH / "suite_conftest.py", project / "conftest.py")
+        (project / "test_bench.py").write_text(render_carthorse_tests())
+        cache = self.shm / "cache-carthorse"
+        how = "root; tmpfs; one cache dir for both fixtures"
+        for fixture in ("db", "fresh_db"):
+            def once(label: str, fixture: str = fixture) -> Outcome:
+                cmd = self.pytest_cmd("-p", "no:pytest_postgresql",
+                                      f"--schemasync-cache-dir={cache}")
+                return run(cmd, cwd=project, env=self.env(fixture),
+                           timings=self.results / f"carthorse-{label}.json")
+            cold = [once(f"{fixture}-cold")] if fixture == "db" else []
+            warm = [once(f"{fixture}-warm{i}") for i in range(repeat)]
+            result.carthorse.append(Row(f"schemasync `{fixture}`", how, cold, warm))
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -500,13 +554,19 @@ def main() -> int:
         bench.check_and_refresh(bench.shm / "cache-example", check)
     except Exception as exc:  # report what was measured before, and why this part failed
         check.error = f"{type(exc).__name__}: {exc}"[:2000]
+    step("stress suite (-n 0/2/4) and the carthorse set per test")
+    stress = StressBench()
+    try:
+        bench.stress_and_carthorse(stress, args.repeat)
+    except Exception as exc:
+        stress.error = f"{type(exc).__name__}: {exc}"[:2000]
     load.append(f"{os.getloadavg()[0]:.2f}")
     measured = Measurements(rows, raw, start, imports, server, bench.probes, bench.python_note,
-                            load, args.repeat, time.perf_counter() - began, check)
+                            load, args.repeat, time.perf_counter() - began, check, stress)
     text = render(measured, PG_BINDIR)
     args.out.write_text(text)
     print(text)
-    return 0 if all(r.ok for r in rows) and check.ok else 1
+    return 0 if all(r.ok for r in rows) and check.ok and stress.ok else 1
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from suite import N_TESTS
+from suite import CARTHORSE_TESTS, N_TESTS
 
 RAW_MODES = {
     "FILE_COPY": "raw CREATE DATABASE … STRATEGY FILE_COPY + DROP (the baseline)",
@@ -109,6 +109,7 @@ class Measurements:
     repeat: int  # runs of each of our warm variants and of each pytest-postgresql variant
     elapsed: float = 0.0
     check: CheckBench | None = None
+    stress: StressBench | None = None
 
 
 NAN = float("nan")
@@ -167,6 +168,44 @@ class CheckBench:
         """What the check's status line says it took, inside the pytest runs."""
         return [float(m["seconds"]) for out in self.pytest_check.get(name, [])
                 for m in _STATUS.finditer(out.output) if m["set"] == name]
+
+
+_PASSED = re.compile(r"(\d+) passed")
+
+
+def passed_count(out: Outcome) -> int:
+    """The passed count of pytest's summary line (the stress runs have no timing file)."""
+    found = _PASSED.findall(out.summary)
+    return int(found[-1]) if found else 0
+
+
+@dataclass
+class StressBench:
+    """The stress suite's inner project under -n 0/2/4, and the carthorse suite per test."""
+
+    expected_inner: int = 0  # tests/test_stress.py's INNER_TESTS
+    warmup: Outcome | None = None  # the first run, on a new cache dir (-n 2)
+    runs: list[tuple[str, Outcome]] = field(default_factory=list)  # ("-n 2", run), warm
+    carthorse: list[Row] = field(default_factory=list)  # our fixtures on the carthorse suite
+    error: str = ""  # the section stopped with this exception
+
+    def expectations(self) -> list[tuple[str, Outcome, int]]:
+        """(label, run, tests it must pass) for every subprocess of the section."""
+        runs = [("stress suite, warm-up -n 2", self.warmup, self.expected_inner)
+                ] if self.warmup is not None else []
+        runs += [(f"stress suite, {label}", out, self.expected_inner)
+                 for label, out in self.runs]
+        runs += [(f"carthorse {row.name}, {when}", out, CARTHORSE_TESTS) for row in self.carthorse
+                 for when, outs in (("cold", row.cold), ("warm", row.warm)) for out in outs]
+        return runs
+
+    def failures(self) -> list[tuple[str, Outcome]]:
+        return [(label, out) for label, out, n in self.expectations()
+                if out.returncode != 0 or passed_count(out) != n]
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and not self.failures()
 
 
 def median(values: list[float]) -> float:
@@ -456,6 +495,66 @@ def check_section(m: Measurements) -> list[str]:
     ]
 
 
+def stress_section(m: Measurements) -> list[str]:
+    s = m.stress
+    if s is None:
+        return []
+    head = ["## Stress suite and both sets", ""]
+    if s.error:
+        head += [f"This part stopped with an error (see Failures): `{s.error.splitlines()[0]}`",
+                 ""]
+    lines = [
+        *head,
+        f"The inner project of tests/test_stress.py ({s.expected_inner} tests over two small "
+        "sets, a gameforge-like one with migrations and a carthorse-like one without PostGIS; "
+        "`db`, `fresh_db`, `fresh_db_url`, the factory, class-scoped and `before=` fixtures "
+        "mixed), written by that file's own `write_project`. Each run is one `python -m pytest "
+        "-q -p no:cacheprovider -p no:pytest_postgresql --schemasync-cache-dir=<dir on "
+        "/dev/shm>` subprocess as root, all on one cache dir: first a warm-up run (`-n 2`, "
+        "on the new, empty cache: initdb and the three templates), then one run each with "
+        "`-n 0` (no workers: one process), `-n 2` and `-n 4`. Wall time = interpreter start to "
+        "exit of that pytest process; \"pytest says\" is the time on its summary line. One run "
+        "each: expect run-to-run spread (see the load average above).", "",
+        "| run | wall time (s) | passed | pytest says |", "|---|---|---|---|",
+    ]
+    runs = ([("warm-up, `-n 2`, cold cache", s.warmup)] if s.warmup is not None else [])
+    runs += [(f"`{label}`, warm", out) for label, out in s.runs]
+    for label, out in runs:
+        said = re.search(r" in ([0-9.]+s)", out.summary)
+        lines.append(f"| {label} | {fmt(out.seconds, 2)} | {passed_count(out)} / "
+                     f"{s.expected_inner} | {said[1] if said else '—'} |")
+    lines.append("")
+    if not s.carthorse:
+        return lines
+    gameforge = {r.name: r for r in m.rows}
+    lines += [
+        f"Per test on the carthorse set (example_project's: PostGIS + pgRouting, the "
+        f"complete-schema dump, fix_routing_functions.sql, missing-functions.sql): "
+        f"{CARTHORSE_TESTS} generated tests (bench/suite.py, `render_carthorse_tests`), each "
+        "inserting a region, three trails (LineStringZ, the length/bbox trigger fires), three "
+        "routing nodes and two routing edges, then one spatial query (`ST_DWithin` on "
+        "geography). Same conftest and timing plugin as above; our fixtures only "
+        "(pytest-postgresql on carthorse was left out to keep within the time budget). One "
+        "cache dir for both fixtures: one cold `db` run (initdb, PostGIS/pgRouting template "
+        f"build), then {m.repeat} warm runs each; per-test numbers pool the warm runs. "
+        "Milliseconds, except the end-to-end column (seconds).", "",
+        "| variant | per-test median | per-test mean | per-test p90 | fixture median | "
+        "fixture p90 | first test | end to end warm (s) | cold (s) | gameforge per-test "
+        "median (table above) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in s.carthorse:
+        total, fixture = row.ms("setup", "call", "teardown"), row.ms("setup", "teardown")
+        other = gameforge.get(row.name)
+        lines.append(
+            f"| {row.name} | {fmt(median(total), 2)} | {fmt(mean(total), 2)} | "
+            f"{fmt(p90(total), 2)} | {fmt(median(fixture), 2)} | {fmt(p90(fixture), 2)} | "
+            f"{fmt(row.first_ms())} | {row.spread()} | "
+            f"{fmt(row.seconds(warm=False), 2) if row.cold else '—'} | "
+            f"{fmt(median(other.ms('setup', 'call', 'teardown')), 2) if other else '—'} |")
+    return [*lines, ""]
+
+
 METHOD = """\
 - One generated project with one generated module of {n} tests (bench/suite.py): each
   inserts a user (citext e-mail), a studio, three projects and an asset, then finds the user
@@ -537,6 +636,14 @@ def render(m: Measurements, pg_bindir: Path) -> str:
             failures.append(f"- schema check and refresh stopped:\n\n```\n{m.check.error}\n```")
         summaries += [f"- schema check and refresh, {label}: `{out.summary}`"
                       for label, out, _ in m.check.expectations()]
+    if m.stress is not None:
+        failures += [f"- {label}: exit {out.returncode}, {passed_count(out)} passed:"
+                     f"\n\n```\n{out.tail()}\n```" for label, out in m.stress.failures()]
+        if m.stress.error:
+            failures.append(f"- stress suite and both sets stopped:\n\n```\n"
+                            f"{m.stress.error}\n```")
+        summaries += [f"- {label}: `{out.summary}`"
+                      for label, out, _ in m.stress.expectations()]
     return "\n".join([
         "# pytest-schemasync benchmark", "",
         "Written by `bash bench/run.sh` (bench/bench.py). Numbers from one run on:", "",
@@ -556,6 +663,7 @@ def render(m: Measurements, pg_bindir: Path) -> str:
         "## Targets", "", *targets(m), "",
         *start_details(m), "",
         *check_section(m),
+        *stress_section(m),
         *(["## Failures", "", *failures, ""] if failures else []),
         "## Method", "",
         METHOD.format(n=N_TESTS, python=m.python_note, elapsed=m.elapsed,

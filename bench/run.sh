@@ -6,7 +6,8 @@
 #
 # About 2.5-3 minutes on a 2-CPU machine (longer when the machine is busy: the
 # pytest-postgresql disk variant is the long pole; the schema check and refresh section, with
-# a stand-in production, adds about 30 s). Measurement only; no timing is asserted.
+# a stand-in production, adds about 30 s; the stress suite and carthorse section about
+# 20 s). Measurement only; no timing is asserted.
 #
 # Needs root (the competitors run as the `postgres` user through runuser) and PostgreSQL
 # server binaries (BENCH_PG_BINDIR, default /usr/lib/postgresql/15/bin).
