@@ -46,6 +46,9 @@ TEST_SETTINGS: dict[str, str] = {
     "log_min_messages": "warning",
     "log_min_error_statement": "panic",
     "jit": "off",
+    # Shared memory segments as files in the data directory, not in /dev/shm: a killed
+    # server's segments then go away with its (throwaway) data directory.
+    "dynamic_shared_memory_type": "mmap",
 }
 
 INSTALL_HINT = (
