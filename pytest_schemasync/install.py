@@ -8,7 +8,6 @@ for a missing extension, the package that provides it.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -168,9 +167,7 @@ def run_sql(target: InstallTarget, path: Path, text: str, *, set_name: str, orig
     # A BOM is only harmless at the very start of psql's input; a prelude would move it.
     script = prelude + blank_restrict_lines(text).removeprefix("\ufeff") + "\n" + epilogue
     offset = prelude.count("\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    env.update(target.server.libpq_env(target.dbname))
-    env["PGOPTIONS"] = (env.get("PGOPTIONS", "") + " -c client_min_messages=warning").strip()
+    env = target.server.client_env(target.dbname, "-c client_min_messages=warning")
     args = [str(target.psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"]
     if single_transaction:
         args.insert(1, "--single-transaction")

@@ -60,9 +60,7 @@ def dump_schema(info: ServerInfo, server_major: int, *, exclude_schemas: tuple[s
         args.append("--restrict-key=schemasync")
     for pattern in exclude_schemas:
         args.append(f"--exclude-schema={pattern}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    env.update(info.libpq_env(info.admin_db))
-    env["PGOPTIONS"] = (env.get("PGOPTIONS", "") + " -c default_transaction_read_only=on").strip()
+    env = info.client_env(info.admin_db, "-c default_transaction_read_only=on")
     result = subprocess.run(args, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         secrets = (info.password,) if info.password else ()

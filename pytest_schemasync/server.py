@@ -303,6 +303,15 @@ class ServerInfo:
                 env[env_name] = str(value)
         return env
 
+    def client_env(self, dbname: str | None = None, options: str = "") -> dict[str, str]:
+        """The environment for a libpq program (psql, pg_dump) run against this server: the
+        caller's PG* variables replaced by ours, ``options`` added to PGOPTIONS."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env.update(self.libpq_env(dbname))
+        if options:
+            env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} {options}".strip()
+        return env
+
     def describe(self) -> str:
         where = self.host if self.host.startswith("/") else f"{self.host}:{self.port}"
         version = f" {self.version}" if self.version else ""
