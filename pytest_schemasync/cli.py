@@ -60,9 +60,7 @@ def _selected_sets(settings: Settings, names: list[str] | None) -> list[str]:
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from .check import check_set, write_outputs
 
-    session = Session(settings)
-    try:
-        session.start()
+    with Session(settings) as session:
         checks = []
         for name in _selected_sets(settings, args.set):
             schema_set = settings.schema_set(name)
@@ -83,8 +81,6 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
             if check.drift:
                 print(check.text())
         return DriftError.exit_code if any(c.drift for c in checks) else 0
-    finally:
-        session.close()
 
 
 def _migrations_set(settings: Settings, name: str | None) -> SchemaSet:
@@ -149,9 +145,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_refresh(args: argparse.Namespace, settings: Settings) -> int:
     from .refresh import refresh_set
 
-    session = Session(settings)
-    try:
-        session.start()
+    with Session(settings) as session:
         names = _selected_sets(settings, args.set)
         with_production = [n for n in names if args.set or _has_production(settings, n)]
         if not with_production:
@@ -165,8 +159,6 @@ def cmd_refresh(args: argparse.Namespace, settings: Settings) -> int:
 
                 print(render_text(result.before, header=[("schema set", name)]))
         return 0
-    finally:
-        session.close()
 
 
 def _has_production(settings: Settings, name: str) -> bool:

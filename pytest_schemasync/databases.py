@@ -426,9 +426,10 @@ class DatabaseManager:
         ).fetchall():
             self._drop(name)
 
-    def close(self) -> list[str]:
-        """Drop what this process created; keep templates (they are the cache). Returns
-        problems met in the background, for the caller to report."""
+    def close(self, *, sweep_session: bool = False) -> list[str]:
+        """Drop what this process created (with ``sweep_session``, also what crashed workers
+        of this session left); keep templates (they are the cache). Returns problems met in
+        the background, for the caller to report."""
         problems: list[str] = []
         if self._pool is not None:
             self._pool.close()  # finishes queued drops; unused clones are in _created
@@ -441,6 +442,12 @@ class DatabaseManager:
             with contextlib.suppress(psycopg.Error):
                 self._drop(name)
         self._created.clear()
+        # After our own connections are closed: a DROP would otherwise wait for them.
+        if sweep_session:
+            try:
+                self.drop_session_databases()
+            except psycopg.Error as exc:
+                problems.append(f"could not drop this session's databases: {exc}")
         if self._admin is not None:
             self._admin.close()
             self._admin = None

@@ -240,12 +240,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return lines
 
 
+@pytest.hookimpl(trylast=True)  # after pytest has torn down session-scoped fixtures
 def pytest_sessionfinish(session: pytest.Session) -> None:
     ss = session.config.stash.get(session_key, None)
     if ss is None or ss._manager is None:
         return
     try:
-        for problem in ss.manager.close():
+        for problem in ss.close_databases():
             warnings.warn(SchemaSyncWarning(problem), stacklevel=1)
     except Exception as exc:
         warnings.warn(SchemaSyncWarning(f"cleanup of test databases failed: {exc}"), stacklevel=1)

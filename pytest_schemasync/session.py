@@ -45,6 +45,7 @@ class Session:
         self._attach = attach
         self.server: ServerInfo | None = None
         self._manager: DatabaseManager | None = None
+        self._databases_closed = False
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -82,6 +83,7 @@ class Session:
         if self._manager is None:
             self.start()
         assert self._manager is not None
+        self._databases_closed = False  # used again (e.g. a late fixture teardown)
         return self._manager
 
     def worker_payload(self) -> dict[str, Any]:
@@ -94,18 +96,34 @@ class Session:
         """Build (or find cached) the template of every configured set."""
         return [self.manager.template(name, rebuild=rebuild) for name in self.settings.sets]
 
+    def close_databases(self) -> list[str]:
+        """Drop this process's databases (the owner also those of crashed workers) and
+        disconnect; keep the server. Returns problems met in the background."""
+        if self._manager is None or self._databases_closed:
+            return []
+        self._databases_closed = True
+        return self._manager.close(sweep_session=self.owner)
+
     def close(self) -> None:
         try:
-            if self._manager is not None:
-                if self.owner:
-                    with contextlib.suppress(Exception):
-                        self._manager.drop_session_databases()
-                self._manager.close()
+            with contextlib.suppress(Exception):
+                self.close_databases()
         finally:
             self._manager = None
             if self.lease is not None:
                 lease, self.lease = self.lease, None
                 lease.release()
+
+    def __enter__(self) -> Session:
+        try:
+            self.start()
+        except BaseException:
+            self.close()  # a half-started session still holds its lock or server
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def describe(self) -> str:
         if self.server is None:

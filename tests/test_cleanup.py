@@ -103,6 +103,45 @@ def test_failing_run_cleans_up(pytester: pytest.Pytester, cache_dir: Path,
     _assert_nothing_left(cache_dir, _names(record_dir))
 
 
+SESSION_SCOPED_TESTS = """
+    import json
+    import os
+    from pathlib import Path
+
+    import pytest
+
+    @pytest.fixture(scope="session")
+    def shared(schemasync):
+        database = schemasync.manager.clone()
+        yield database
+        # Runs in pytest's own sessionfinish: our cleanup must not have closed the manager.
+        schemasync.manager.drop(database)
+        Path(os.environ["RECORD_DIR"], "dropped").write_text(database.name)
+
+    def test_uses_shared(shared, db):
+        names = {"shared": shared.name,
+                 "db": db.execute("SELECT current_database()").fetchone()[0]}
+        Path(os.environ["RECORD_DIR"], "names.json").write_text(json.dumps(names))
+"""
+
+
+def test_session_scoped_fixture_tears_down_before_cleanup(
+        pytester: pytest.Pytester, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's session-scoped fixture may drop its clone in its own teardown, which pytest
+    runs in its sessionfinish: that works, warns of nothing, and leaves nothing behind."""
+    record_dir = _project(pytester, monkeypatch)
+    (pytester.path / "test_records.py").unlink()
+    pytester.makepyfile(test_shared=SESSION_SCOPED_TESTS)
+    result = run_inner(pytester, cache_dir, "-W", "error::pytest.PytestWarning")
+    result.assert_outcomes(passed=1)
+    assert "warning" not in output_of(result).lower()
+    names = _names(record_dir)
+    assert (record_dir / "dropped").read_text() == names["shared"]
+    with cluster_connection(cache_dir) as admin:
+        existing = database_names(admin)
+    assert session_databases(existing) == set(), existing
+
+
 def _interrupt(pytester: pytest.Pytester, cache_dir: Path, monkeypatch: pytest.MonkeyPatch,
                sig: int, *args: str) -> tuple[dict[str, object], int, str]:
     record_dir = _project(pytester, monkeypatch)
