@@ -22,7 +22,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .config import SchemaSet
-from .errors import ConfigError
+from .errors import ConfigError, ServerError
 from .server import EmbeddedCluster, OsUser, PgBinaries
 
 CACHE_FORMAT = "1"  # bump when the template layout changes, so old templates are not reused
@@ -32,6 +32,7 @@ CACHEDIR_TAG = (
     "# For information about cache directory tags, see:\n"
     "#\thttps://bford.info/cachedir/spec.html\n"
 )
+PRELOAD_FILE = "preload-libraries"  # the templates' extension libraries, one per line
 MAX_SOCKET_PATH = 100  # sun_path is 108 bytes; leave room for "/.s.PGSQL.NNNNN"
 
 
@@ -93,6 +94,13 @@ def _socket_dir(preferred: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"schemasync-{tag}"
 
 
+@dataclass(frozen=True)
+class Preloaded:
+    libraries: tuple[str, ...] = ()
+    file: Path | None = None  # where the templates' libraries are remembered ("auto")
+    problem: str | None = None
+
+
 @dataclass
 class ClusterLease:
     """An embedded cluster this session owns until ``release``."""
@@ -102,6 +110,20 @@ class ClusterLease:
     cached: bool  # the shared cluster that keeps templates across sessions
     private_dir: Path | None = None
     found_orphan: bool = False
+    preloaded: Preloaded = Preloaded()
+
+    def remember_libraries(self, libraries: set[str]) -> None:
+        """Add the templates' extension libraries to the list preloaded from the next start."""
+        path = self.preloaded.file
+        if path is None or not libraries:
+            return
+        known = set(saved_libraries(path))
+        if libraries <= known:
+            return
+        with contextlib.suppress(OSError):
+            partial = path.with_name(f"{path.name}.{os.getpid()}")
+            partial.write_text("".join(f"{name}\n" for name in sorted(known | libraries)))
+            os.replace(partial, path)
 
     def release(self) -> None:
         try:
@@ -112,6 +134,58 @@ class ClusterLease:
                 if self.cluster.socket_dir.is_relative_to(Path(tempfile.gettempdir())):
                     shutil.rmtree(self.cluster.socket_dir, ignore_errors=True)
             self.lock.release()
+
+
+def saved_libraries(path: Path) -> list[str]:
+    try:
+        lines = path.read_text().split()
+    except OSError:
+        return []
+    return [line for line in lines if line and all(c.isalnum() or c in "_.$/-" for c in line)]
+
+
+def _start_preloading(cluster: EmbeddedCluster, base: Path,
+                      preload: tuple[tuple[str, ...], bool]) -> Preloaded:
+    """Start ``cluster`` with the libraries to preload (those named, plus with "auto" those
+    the templates of this cache used)."""
+    explicit, auto = preload
+    saved_file = base / PRELOAD_FILE
+    remembered = [n for n in saved_libraries(saved_file) if n not in explicit] if auto else []
+    base_settings = {k: v for k, v in cluster.settings.items()
+                     if k != "shared_preload_libraries"}
+
+    def start(libraries: list[str]) -> None:
+        cluster.settings = {**base_settings, **_preload_settings(libraries)}
+        try:
+            cluster.start()
+        except ServerError as exc:
+            if not explicit:
+                raise
+            raise ServerError(
+                f"{exc}\nThe server was told to preload {', '.join(explicit)} "
+                f"(preload-libraries / --schemasync-preload-libraries): check those names and "
+                f"that their packages are installed for PostgreSQL {cluster.binaries.major}."
+            ) from None
+
+    try:
+        start([*explicit, *remembered])
+    except ServerError as exc:
+        if not remembered:
+            raise
+        # A library the templates used is gone (e.g. its package was removed): forget the
+        # list and start without it; the next build writes it again.
+        saved_file.unlink(missing_ok=True)
+        lines = str(exc).strip().splitlines()
+        reason = next((line for line in lines if "FATAL" in line), lines[-1])
+        problem = (f"could not preload {', '.join(remembered)}, so the server started without "
+                   f"them: {reason.strip()}")
+        start(list(explicit))
+        return Preloaded(explicit, saved_file if auto else None, problem)
+    return Preloaded((*explicit, *remembered), saved_file if auto else None)
+
+
+def _preload_settings(libraries: list[str]) -> dict[str, str]:
+    return {"shared_preload_libraries": "'" + ",".join(libraries) + "'"} if libraries else {}
 
 
 def _stop_launched(cluster: EmbeddedCluster | None, *, wait: bool) -> None:
@@ -167,7 +241,8 @@ def sweep_private_clusters(root: Path, binaries: PgBinaries, os_user: OsUser | N
     return removed
 
 
-def acquire_cluster(root: Path, binaries: PgBinaries, os_user: OsUser | None) -> ClusterLease:
+def acquire_cluster(root: Path, binaries: PgBinaries, os_user: OsUser | None,
+                    preload: tuple[tuple[str, ...], bool] = ((), False)) -> ClusterLease:
     """Own the cached cluster for this session, or a private one if another session has it."""
     ensure_cache_dir(root)
     bindir_tag = hashlib.sha256(str(binaries.bindir).encode()).hexdigest()[:6]
@@ -181,7 +256,7 @@ def acquire_cluster(root: Path, binaries: PgBinaries, os_user: OsUser | None) ->
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        return _private_cluster(root, binaries, os_user)
+        return _private_cluster(root, binaries, os_user, base, preload)
     cluster: EmbeddedCluster | None = None
     try:
         cluster = EmbeddedCluster(binaries, base / "data", _socket_dir(base / "run"),
@@ -189,15 +264,17 @@ def acquire_cluster(root: Path, binaries: PgBinaries, os_user: OsUser | None) ->
         orphan = _stop_orphan(cluster)
         if not cluster.initialized:
             cluster.initialize()
-        cluster.start()
+        preloaded = _start_preloading(cluster, base, preload)
     except BaseException as exc:
         _stop_launched(cluster, wait=not isinstance(exc, Exception))
         lock.release()
         raise
-    return ClusterLease(cluster=cluster, lock=lock, cached=True, found_orphan=orphan)
+    return ClusterLease(cluster=cluster, lock=lock, cached=True, found_orphan=orphan,
+                        preloaded=preloaded)
 
 
-def _private_cluster(root: Path, binaries: PgBinaries, os_user: OsUser | None) -> ClusterLease:
+def _private_cluster(root: Path, binaries: PgBinaries, os_user: OsUser | None, base: Path,
+                     preload: tuple[tuple[str, ...], bool]) -> ClusterLease:
     private = root / "private"
     private.mkdir(exist_ok=True)
     os.chmod(private, 0o755)
@@ -211,10 +288,11 @@ def _private_cluster(root: Path, binaries: PgBinaries, os_user: OsUser | None) -
         (entry / "socket-dir").write_text(str(socket_dir))
         cluster = EmbeddedCluster(binaries, entry / "data", socket_dir, os_user=os_user)
         cluster.initialize()
-        cluster.start()
+        preloaded = _start_preloading(cluster, base, preload)  # the cached cluster's list
     except BaseException as exc:
         _stop_launched(cluster, wait=not isinstance(exc, Exception))
         lock.release()
         shutil.rmtree(entry, ignore_errors=True)
         raise
-    return ClusterLease(cluster=cluster, lock=lock, cached=False, private_dir=entry)
+    return ClusterLease(cluster=cluster, lock=lock, cached=False, private_dir=entry,
+                        preloaded=preloaded)

@@ -99,10 +99,6 @@ def catalog_options(schema_set: SchemaSet) -> CatalogOptions:
     return CatalogOptions(exclude_schemas=schema_set.exclude_schemas)
 
 
-def _relative(path: Path, root: Path) -> str:
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-
-
 def bundled_snapshot(manager: DatabaseManager, schema_set: SchemaSet) -> Snapshot:
     """Snapshot of the cached template, read through a throwaway clone (nobody may connect
     to a template)."""
@@ -175,9 +171,9 @@ def check_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSe
     if schema_set.migrations is not None:
         local = discover(schema_set.migrations, schema_set.origin(schema_set.migrations))
         migrations = compare_history(local, history)
-    files = [_relative(p, settings.root) for p in schema_set.files]
+    files = [str(settings.shown(p)) for p in schema_set.files]
     if schema_set.migrations is not None:
-        files.append(_relative(schema_set.migrations, settings.root) + "/*.sql")
+        files.append(f"{settings.shown(schema_set.migrations)}/*.sql")
     header = [
         ("schema set", schema_set.name),
         ("production", f"PostgreSQL {production.server_version} at {target.masked} "

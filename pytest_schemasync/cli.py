@@ -173,8 +173,7 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     backup, restored = rollback(settings, args.backup)
     print(f"restored from {backup}:")
     for path in restored:
-        shown = path.relative_to(settings.root) if path.is_relative_to(settings.root) else path
-        print(f"  {shown}")
+        print(f"  {settings.shown(path)}")
     return 0
 
 

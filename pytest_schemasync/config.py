@@ -70,6 +70,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("pool_size", "Clones per template each process keeps ready in the background for "
            "fresh_db and the factory (0 turns the pool off).", kind="int", default=2, minimum=0,
            env="SCHEMASYNC_POOL_SIZE"),
+    Option("preload_libraries", "Libraries the embedded server loads at start "
+           "(shared_preload_libraries), comma-separated: 'auto' stands for the C libraries of "
+           "the extensions the templates use (loaded once instead of in every new "
+           "connection; takes effect from the session after a build), 'none' for nothing; "
+           "add libraries an extension requires preloaded, e.g. 'auto,pg_stat_statements'.",
+           default="auto", env="SCHEMASYNC_PRELOAD_LIBRARIES"),
     Option("check", "Compare the bundled schema with production at session start and stop "
            "before any test runs when they differ.",
            kind="bool", default=False, env="SCHEMASYNC_CHECK", aliases=("--schema-check",)),
@@ -132,6 +138,7 @@ class Settings:
     rebuild: bool = False
     clone_strategy: str = "auto"
     pool_size: int = 2
+    preload_libraries: str = "auto"
     check: bool = False
     production_url: str | None = None
     connect_timeout: int = 5
@@ -155,9 +162,34 @@ class Settings:
             ) from None
 
     @property
+    def preload(self) -> tuple[tuple[str, ...], bool]:
+        """(libraries named explicitly, whether the templates' libraries are added)."""
+        return parse_preload(self.preload_libraries)
+
+    def shown(self, path: Path) -> Path:
+        """``path`` as messages show it: relative to the project when inside it."""
+        return path.relative_to(self.root) if path.is_relative_to(self.root) else path
+
+    @property
     def project_key(self) -> str:
         """Short stable id of this project, so projects sharing a cache never collide."""
         return hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:6]
+
+
+_LIBRARY = re.compile(r"^[A-Za-z0-9_.$/-]+$")
+
+
+def parse_preload(value: str, source: str = "preload-libraries") -> tuple[tuple[str, ...], bool]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    auto = "auto" in names
+    explicit = tuple(dict.fromkeys(n for n in names if n not in ("auto", "none")))
+    bad = [n for n in explicit if not _LIBRARY.match(n)]
+    if bad or ("none" in names and len(names) > 1):
+        raise ConfigError(
+            f"{source}: {value!r} is not a list of library names: give 'auto', 'none' or "
+            f"comma-separated names such as 'auto,pg_stat_statements'."
+        )
+    return explicit, auto
 
 
 def _coerce(option: Option, value: Any, source: str) -> Any:
@@ -288,6 +320,8 @@ def build_settings(
             elif option.toml_key in section:
                 chosen = (section[option.toml_key], f"{cfg.name} [tool.schemasync]")
         value = _coerce(option, chosen[0], chosen[1]) if chosen else option.default
+        if option.name == "preload_libraries" and chosen:
+            parse_preload(value, chosen[1])  # a bad list is a usage error now, not at start
         if option.kind == "path" and value is not None and not Path(value).is_absolute():
             value = root / value
         values[option.name] = value

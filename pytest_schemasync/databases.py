@@ -126,6 +126,7 @@ class DatabaseManager:
         self._created: list[str] = []
         self._lock = threading.Lock()
         self._pool: ClonePool | None = None
+        self.extension_libraries: set[str] = set()  # of the templates built here
 
     # --- plumbing -----------------------------------------------------------------
 
@@ -274,15 +275,14 @@ class DatabaseManager:
                 origin = schema_set.origin(path)
                 run_sql(target, path, read_schema_file(path, origin),
                         set_name=schema_set.name, origin=origin)
-            root = self.settings.root
             for migration in self._unrecorded(plan, build):
                 origin = f"migrations folder {schema_set.migrations}"
-                script = (migration.path.relative_to(root)
-                          if migration.path.is_relative_to(root) else migration.path)
+                script = self.settings.shown(migration.path)
                 prelude, epilogue = recording_sql(migration, str(script), "pytest-schemasync")
                 run_sql(target, migration.path, read_schema_file(migration.path, origin),
                         set_name=schema_set.name, origin=origin, single_transaction=True,
                         prelude=prelude, epilogue=epilogue)
+            self.extension_libraries |= self._libraries_of(build)
         except BaseException:
             with contextlib.suppress(psycopg.Error):
                 self._drop(build)
@@ -298,6 +298,15 @@ class DatabaseManager:
         self._event(f"built template {name} set={schema_set.name} before={plan.before}")
         if self.exclusive:
             self._drop_stale_templates(name)
+
+    def _libraries_of(self, dbname: str) -> set[str]:
+        """The C libraries of the extensions installed in ``dbname`` ($libdir/ ones)."""
+        with psycopg.connect(self.server.conninfo(dbname), autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT substr(p.probin, 9) FROM pg_proc p JOIN pg_depend d"
+                " ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'"
+                " WHERE starts_with(p.probin, '$libdir/')").fetchall()
+        return {row[0] for row in rows}
 
     def _unrecorded(self, plan: BuildPlan, build: str) -> list[Migration]:
         """The plan's migrations the base files do not already record.

@@ -232,6 +232,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = [f"schemasync: {ss.describe()}"]
     if ss.lease is not None and ss.lease.found_orphan:
         lines.append("schemasync: stopped a server left running by a killed session")
+    if ss.lease is not None and ss.lease.preloaded.problem:
+        lines.append(f"schemasync: warning: {ss.lease.preloaded.problem}")
     for template in config.stash.get(templates_key, []):
         how = ("from cache" if template.from_cache
                else f"built in {template.seconds:.2f}s")

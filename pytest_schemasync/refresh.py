@@ -247,10 +247,6 @@ def prune_backups(base: Path, keep: int) -> list[Path]:
     return old
 
 
-def _relative(path: Path, root: Path) -> Path:
-    return path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
-
-
 # --- the refresh ---------------------------------------------------------------------
 
 
@@ -357,7 +353,7 @@ def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: Schema
             before_manager.close()
     if dry_run or not changed:
         # Nothing to replace: an unchanged production leaves the files (and backups) alone.
-        return RefreshResult(schema_set, target, [_relative(p, root) for p in changed], None,
+        return RefreshResult(schema_set, target, [settings.shown(p) for p in changed], None,
                              before, dry_run=dry_run)
 
     outside = [str(p) for p in new_texts if not p.is_relative_to(root)]
@@ -373,7 +369,7 @@ def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: Schema
     staged: dict[Path, Path] = {}
     created: list[str] = []
     for path, text in new_texts.items():
-        rel = _relative(path, root)
+        rel = settings.shown(path)
         if path.exists():
             (backup / "previous" / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, backup / "previous" / rel)
@@ -409,14 +405,14 @@ def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: Schema
             f"production; nothing was replaced. The dump is kept in {backup}.\n"
             + render_text(after, header=header)
         )
-    changed_rel = [str(_relative(p, root)) for p in changed]
+    changed_rel = [str(settings.shown(p)) for p in changed]
     (backup / "sync-summary.md").write_text(
         _summary(schema_set, target, production, pg_dump_version, before, changed_rel,
                  split.moved), encoding="utf-8")
     if changed:
         replace_files(root, {p: new_texts[p] for p in changed})
     prune_backups(settings.backup_dir, settings.backup_keep)
-    return RefreshResult(schema_set, target, [_relative(p, root) for p in changed], backup,
+    return RefreshResult(schema_set, target, [settings.shown(p) for p in changed], backup,
                          before, dry_run=False)
 
 

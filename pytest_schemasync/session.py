@@ -62,7 +62,7 @@ class Session:
             binaries = find_binaries(settings.pg_bindir)
             os_user = server_os_user(settings.server_user)
             ensure_cache_dir(self.cache_root)
-            self.lease = acquire_cluster(self.cache_root, binaries, os_user)
+            self.lease = acquire_cluster(self.cache_root, binaries, os_user, settings.preload)
             self.server = self.lease.cluster.info()
         exclusive = bool(self.lease and self.lease.cached) or bool(
             self._attach and self._attach.get("exclusive"))
@@ -94,7 +94,13 @@ class Session:
 
     def prepare(self, *, rebuild: bool = False) -> list[Template]:
         """Build (or find cached) the template of every configured set."""
-        return [self.manager.template(name, rebuild=rebuild) for name in self.settings.sets]
+        templates = [self.manager.template(name, rebuild=rebuild) for name in self.settings.sets]
+        self._remember_libraries()
+        return templates
+
+    def _remember_libraries(self) -> None:
+        if self.lease is not None and self._manager is not None:
+            self.lease.remember_libraries(self._manager.extension_libraries)
 
     def close_databases(self) -> list[str]:
         """Drop this process's databases (the owner also those of crashed workers) and
@@ -102,6 +108,7 @@ class Session:
         if self._manager is None or self._databases_closed:
             return []
         self._databases_closed = True
+        self._remember_libraries()  # also those of templates built on demand
         return self._manager.close(sweep_session=self.owner)
 
     def close(self) -> None:
@@ -132,4 +139,6 @@ class Session:
         if self.lease is not None:
             cache = "cached cluster" if self.lease.cached else "private cluster (cache busy)"
             where += f" ({cache} in {self.cache_root})"
+            if self.lease.preloaded.libraries:
+                where += f"; preloads {', '.join(self.lease.preloaded.libraries)}"
         return where
