@@ -6,8 +6,9 @@
 #
 # About 2.5-3 minutes on a 2-CPU machine (longer when the machine is busy: the
 # pytest-postgresql disk variant is the long pole; the schema check and refresh section, with
-# a stand-in production, adds about 30 s; the stress suite and carthorse section about
-# 20 s). Measurement only; no timing is asserted.
+# a stand-in production, adds about 30 s; the stress suite (-n 0/1/2/4) and carthorse section,
+# pytest-postgresql on the PostGIS set included, about 1 minute). Measurement only; no timing
+# is asserted.
 #
 # Needs root (the competitors run as the `postgres` user through runuser) and PostgreSQL
 # server binaries (BENCH_PG_BINDIR, default /usr/lib/postgresql/15/bin).

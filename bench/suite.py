@@ -6,6 +6,8 @@ suite_conftest.py), so the bodies are the same for every variant.
 
 from __future__ import annotations
 
+import re
+
 N_TESTS = 50
 
 PYPROJECT = """\
@@ -157,6 +159,29 @@ def test_carthorse_{i:02d}(conn):
         """, ("region_{i}",)).fetchall()
     assert [r[0] for r in rows] == ["Mesa Trail {i}"]
 '''
+
+
+# psql-only lines that pg_dump (15.14 and later) writes around a plain dump: `\restrict KEY`
+# at the top and `\unrestrict KEY` at the end. They only guard psql itself against
+# meta-commands smuggled into the dump's data and change nothing in the database, so a loader
+# that sends a file's text to the server in one go (psycopg's execute, as pytest-postgresql's
+# own .sql loader does) drops them. Any other line that starts with a backslash is a psql
+# meta-command such a loader cannot run: the load stops on it rather than skip it silently.
+# Everything else (pg_dump's SET lines, `SELECT pg_catalog.set_config('search_path', '',
+# false);`) is plain SQL and goes to the server as it is.
+PSQL_RESTRICT = re.compile(r"^\\(?:un)?restrict(?:[ \t]+\S*)?[ \t]*$", re.MULTILINE)
+PSQL_META = re.compile(r"^\\[A-Za-z!?]", re.MULTILINE)
+
+
+def server_sql(text: str, name: str = "the file") -> tuple[str, int]:
+    """``text`` without pg_dump's `\\restrict` / `\\unrestrict` lines (and how many there were),
+    ready for one psycopg ``execute``; ValueError on any other psql meta-command line."""
+    stripped, dropped = PSQL_RESTRICT.subn("", text)
+    other = PSQL_META.search(stripped)
+    if other:
+        line = stripped[other.start():].splitlines()[0]
+        raise ValueError(f"{name}: psql meta-command {line!r} cannot be sent to the server")
+    return stripped, dropped
 
 
 def render_carthorse_tests(n_tests: int = CARTHORSE_TESTS) -> str:

@@ -10,9 +10,17 @@ stands behind it, so the test bodies are the same for every variant:
 * ``testing_postgresql`` a fresh server per test from testing.postgresql's
                          ``PostgresqlFactory(cache_initialized_db=True, on_initialized=...)``
 
-The competitors get the same schema the plugin builds: schema.sql, then every migration in
-version order, each file in its own session and transaction, each migration recorded in
-public.schema_migrations.
+``$BENCH_SET`` says which schema set the project holds (the plugin reads it from the project's
+pyproject.toml; the competitors load it with ``load_schema``):
+
+* ``gameforge`` (default)  schema.sql, then every migration in version order, each migration
+                           recorded in public.schema_migrations
+* ``carthorse``            suite.CARTHORSE_FILES in order: the complete-schema dump (PostGIS,
+                           pgRouting), fix_routing_functions.sql, missing-functions.sql
+
+Each file runs in its own session and transaction, its whole text in one psycopg ``execute``
+(as pytest-postgresql's own .sql loader does), after ``suite.server_sql`` (pg_dump's psql-only
+``\\restrict`` lines dropped; any other psql meta-command stops the load).
 """
 
 from __future__ import annotations
@@ -24,10 +32,13 @@ from typing import Any
 
 import psycopg
 import pytest
+from suite import CARTHORSE_FILES, server_sql  # bench/ is on PYTHONPATH in every variant
 
 VARIANT = os.environ.get("BENCH_VARIANT", "db")
+SET = os.environ.get("BENCH_SET", "gameforge")
 PG_BINDIR = Path(os.environ.get("BENCH_PG_BINDIR", "/usr/lib/postgresql/15/bin"))
-SET_DIR = Path(__file__).resolve().parent / "db" / "gameforge"
+ROOT = Path(__file__).resolve().parent
+SET_DIR = ROOT / "db" / "gameforge"
 FIXTURE = {
     "db": "db",
     "fresh_db": "fresh_db",
@@ -37,19 +48,22 @@ FIXTURE = {
 
 
 def schema_files() -> list[Path]:
+    if SET == "carthorse":
+        return [ROOT / rel for rel in CARTHORSE_FILES]
     return [SET_DIR / "schema.sql", *sorted((SET_DIR / "migrations").glob("[0-9]*.sql"))]
 
 
 def load_schema(**conninfo: Any) -> None:
-    """Install the gameforge set; a pytest-postgresql ``load`` callable (it passes host,
+    """Install the ``$BENCH_SET`` set; a pytest-postgresql ``load`` callable (it passes host,
     port, user, dbname, password and autocommit)."""
     conninfo.pop("autocommit", None)
     params = {k: v for k, v in conninfo.items() if v is not None}
     for path in schema_files():
+        text, _ = server_sql(path.read_text(), str(path.relative_to(ROOT)))
         with psycopg.connect(**params) as conn:
-            conn.execute(path.read_text())  # type: ignore[call-overload]
+            conn.execute(text)  # type: ignore[call-overload]
             version, _, description = path.stem.partition("_")
-            if path.parent.name == "migrations":
+            if SET == "gameforge" and path.parent.name == "migrations":
                 conn.execute(
                     "INSERT INTO public.schema_migrations (version, description, script_path)"
                     " VALUES (%s, %s, %s)", (version, description, str(path)))
