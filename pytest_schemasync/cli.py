@@ -192,7 +192,8 @@ def cmd_backups(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_dump(args: argparse.Namespace, settings: Settings) -> int:
     from .production import ProductionTarget, connect_readonly
-    from .refresh import dump_schema, normalize_dump, recover, replace_files
+    from .refresh import dump_schema, normalize_dump
+    from .swap import recover, replace_files
 
     target = ProductionTarget(server_info_from_url(_url(args), kind="source"), "command line")
     with connect_readonly(target, settings.connect_timeout) as conn:
@@ -280,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
     try:
         settings = load_settings(args)
-        from .refresh import recover
+        from .swap import recover
 
         recover(settings.root)  # finish a refresh or rollback that was killed mid-swap
         return handler(args, settings)

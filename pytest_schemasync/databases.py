@@ -89,8 +89,10 @@ class BuildPlan:
         return cls(schema_set, schema_set.files, tuple(migrations), before)
 
     def digest(self, major: int) -> str:
-        for path in self.files:  # clear errors for missing/odd files before hashing them
-            read_schema_file(path, self.schema_set.origin(path))
+        # Clear errors for missing/odd files before hashing them. Refused meta-commands are
+        # found by the build: a cached template's bytes were scanned when it was built.
+        for path in self.files:
+            read_schema_file(path, self.schema_set.origin(path), scan=False)
         paths = list(self.files) + [m.path for m in self.migrations]
         return content_hash(self.schema_set, paths, major, extra=(f"before={self.before}",))
 

@@ -69,8 +69,9 @@ _MISSING_EXT = (
 )
 
 
-def read_schema_file(path: Path, origin: str) -> str:
-    """The file's text after checks that give a clear error instead of a psql surprise."""
+def read_schema_file(path: Path, origin: str, *, scan: bool = True) -> str:
+    """The file's text after checks that give a clear error instead of a psql surprise
+    (``scan=False`` skips the meta-command scan, which only a build needs)."""
     if not path.exists():
         raise SchemaFileError(
             f"Schema file {path} does not exist (named at {origin}). Create it, or fix the "
@@ -98,7 +99,7 @@ def read_schema_file(path: Path, origin: str) -> str:
             f"Schema file {path} is empty (named at {origin}). An empty file usually means a "
             f"failed export; restore it, or remove it from the set."
         )
-    for meta in meta_commands(text):
+    for meta in meta_commands(text) if scan else ():
         if meta.name not in ALLOWED_META:
             reason = _META_REASONS.get(meta.name, "only psql's printing and variable commands "
                                                   "are allowed in schema files")

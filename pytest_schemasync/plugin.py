@@ -121,7 +121,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[settings_key] = settings
     config.stash[lines_key] = []
     if not _is_worker(config):
-        from .refresh import recover
+        from .swap import recover
 
         recover(settings.root)  # finish a refresh or rollback that was killed mid-swap
     attach = config.workerinput.get("schemasync") if _is_worker(config) else None  # type: ignore[attr-defined]

@@ -16,9 +16,15 @@ import psycopg
 from .cache import ClusterLease, acquire_cluster, default_cache_root, ensure_cache_dir
 from .config import Settings
 from .databases import DatabaseManager, Template
-from .errors import ServerError
+from .errors import PostgresNotFoundError, ServerError
 from .secrets import mask_dsn
-from .server import ServerInfo, find_binaries, server_info_from_url, server_os_user
+from .server import (
+    PgBinaries,
+    ServerInfo,
+    find_binaries,
+    server_info_from_url,
+    server_os_user,
+)
 
 
 def _server_version(info: ServerInfo) -> str:
@@ -46,6 +52,7 @@ class Session:
         self.server: ServerInfo | None = None
         self._manager: DatabaseManager | None = None
         self._databases_closed = False
+        self.psql: Path | None = None
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -53,6 +60,7 @@ class Session:
         if self.server is not None:
             return self.server
         settings = self.settings
+        binaries: PgBinaries | None = None
         if self._attach is not None:
             self.server = ServerInfo.from_dict(self._attach["server"])
         elif settings.server_url:
@@ -66,7 +74,8 @@ class Session:
             self.server = self.lease.cluster.info()
         exclusive = bool(self.lease and self.lease.cached) or bool(
             self._attach and self._attach.get("exclusive"))
-        psql = find_binaries(settings.pg_bindir, need_server=False).tool("psql")
+        psql = self._psql(binaries)
+        self.psql = psql
         with contextlib.suppress(OSError):
             ensure_cache_dir(self.cache_root)
         self._manager = DatabaseManager(
@@ -77,6 +86,16 @@ class Session:
             self._manager.claim_session()
             self._manager.sweep_dead_sessions()
         return self.server
+
+    def _psql(self, server_binaries: PgBinaries | None) -> Path:
+        """psql of the embedded server's bin directory (or the controller's, for a worker),
+        else the first one found."""
+        if self._attach is not None and self._attach.get("psql"):
+            return Path(self._attach["psql"])
+        if server_binaries is not None:
+            with contextlib.suppress(PostgresNotFoundError):
+                return server_binaries.tool("psql")
+        return find_binaries(self.settings.pg_bindir, need_server=False).tool("psql")
 
     @property
     def manager(self) -> DatabaseManager:
@@ -89,7 +108,7 @@ class Session:
     def worker_payload(self) -> dict[str, Any]:
         """What an xdist worker needs to attach to our server."""
         server = self.start()
-        return {"server": server.as_dict(), "token": self.token,
+        return {"server": server.as_dict(), "token": self.token, "psql": str(self.psql),
                 "exclusive": bool(self.lease and self.lease.cached)}
 
     def prepare(self, *, rebuild: bool = False) -> list[Template]:

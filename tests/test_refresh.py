@@ -39,9 +39,10 @@ from conftest import (
     run_inner,
 )
 
-from pytest_schemasync.refresh import JOURNAL, NEW_SUFFIX, dump_schema, recover, replace_files
+from pytest_schemasync.refresh import dump_schema
 from pytest_schemasync.sqltext import split_statements
 from pytest_schemasync.standin import StandinProduction
+from pytest_schemasync.swap import JOURNAL, NEW_SUFFIX, recover, replace_files
 
 # A distinctive password with characters that URLs and conninfo strings must quote.
 PASSWORD = "Zq7 Tundra/Lamp@91%x"
