@@ -160,8 +160,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     settings = config.stash[settings_key]
     if not _needs_eager_start(config, settings):
         return
-    import psycopg
-
     ss = _session(config)
     try:
         ss.start()
@@ -184,7 +182,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             write_outputs(checks, settings.check_json, settings.check_markdown)
     except SchemaSyncError as exc:
         pytest.exit(f"schemasync: {exc}", returncode=exc.exit_code)
-    except psycopg.Error as exc:
+    except Exception as exc:
+        import psycopg  # only now: it loads while the server starts
+
+        if not isinstance(exc, psycopg.Error):
+            raise
         pytest.exit(f"schemasync: unexpected database error at session start: "
                     f"{mask_dsn(str(exc).strip())}", returncode=SchemaSyncError.exit_code)
 

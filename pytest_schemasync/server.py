@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
 from .errors import ConfigError, PostgresNotFoundError, ServerError
 from .secrets import mask_dsn
 
@@ -272,6 +270,8 @@ class ServerInfo:
         }
         if self.password:
             kwargs["password"] = self.password
+        from psycopg.conninfo import make_conninfo  # psycopg loads while the server starts
+
         return make_conninfo(**kwargs)
 
     def url(self, dbname: str | None = None) -> str:
@@ -346,6 +346,8 @@ def server_info_from_url(url: str, kind: str = "existing") -> ServerInfo:
             "A server URL has an unencoded '@' in its user or password. Percent-encode it "
             f"(@ is %40). {example}"
         )
+    from psycopg.conninfo import conninfo_to_dict
+
     try:
         parts = conninfo_to_dict(url)
     except Exception as exc:  # psycopg raises ProgrammingError with the raw text
