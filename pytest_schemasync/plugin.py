@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import signal
 import warnings
 from collections.abc import Callable, Iterator
@@ -86,6 +87,20 @@ def _config_file(config: pytest.Config) -> tuple[Path, Path | None]:
     return root, None
 
 
+def _rootdir_from_a_flag_value(config: pytest.Config) -> str | None:
+    """The flag whose separate value pytest took for a test path when choosing its rootdir
+    (it does so before plugin options are known), or None."""
+    args = [str(a) for a in config.invocation_params.args]
+    flags = {name for o in OPTIONS if o.kind != "bool" for name in (o.flag, *o.aliases)}
+    root = Path(config.rootpath)
+    for flag, value in itertools.pairwise(args):
+        if flag in flags and not value.startswith("-"):
+            path = Path(config.invocation_params.dir, value).resolve()
+            if root.is_relative_to(path):
+                return flag
+    return None
+
+
 def _build_settings(config: pytest.Config) -> Settings:
     cli = {o.name: config.getoption(f"schemasync_{o.name}") for o in OPTIONS}
     root, config_file = _config_file(config)
@@ -120,6 +135,12 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[settings_key] = settings
     config.stash[lines_key] = []
+    flag = None if _is_worker(config) else _rootdir_from_a_flag_value(config)
+    if flag is not None:
+        config.issue_config_time_warning(SchemaSyncWarning(
+            f"pytest chose its rootdir ({config.rootpath}) from the value given after {flag} "
+            f"as a separate word, so it may not read your pytest settings; write "
+            f"{flag}=VALUE instead."), stacklevel=2)
     if not _is_worker(config):
         from .swap import recover
 

@@ -334,3 +334,22 @@ def test_config_errors_are_usage_errors(pytester: pytest.Pytester, pyproject: st
     assert result.ret == pytest.ExitCode.USAGE_ERROR, out
     assert message in out
     assert "Traceback" not in out
+
+
+def test_a_flag_value_given_as_a_separate_word_that_moved_the_rootdir_warns(
+        pytester: pytest.Pytester, cache_dir: Path) -> None:
+    """pytest picks its rootdir before plugin options are known, so in
+    ``--schemasync-cache-dir DIR`` it takes DIR for a test path; we say so and how to avoid it."""
+    make_project(pytester, sets={"main": {"files": []}})
+    pytester.makepyfile(test_one="def test_one():\n    pass\n")
+    cache_dir.mkdir(parents=True)
+    moved = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--schemasync-cache-dir",
+                                          str(cache_dir))
+    out = output_of(moved)
+    assert f"rootdir: {cache_dir}" in out
+    assert "--schemasync-cache-dir=VALUE" in out and "SchemaSyncWarning" in out
+
+    kept = pytester.runpytest_subprocess("-p", "no:cacheprovider",
+                                         f"--schemasync-cache-dir={cache_dir}")
+    kept.assert_outcomes(passed=1)
+    assert "SchemaSyncWarning" not in output_of(kept)
