@@ -14,6 +14,7 @@ import hashlib
 import os
 import secrets as _random
 import shutil
+import signal
 import tempfile
 import time
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from filelock import FileLock, Timeout
 
 from .config import SchemaSet
 from .errors import ConfigError, ServerError
-from .server import EmbeddedCluster, OsUser, PgBinaries
+from .server import EmbeddedCluster, OsUser, PgBinaries, process_alive
 
 CACHE_FORMAT = "1"  # bump when the template layout changes, so old templates are not reused
 CACHEDIR_TAG = (
@@ -85,6 +86,51 @@ def content_hash(schema_set: SchemaSet, files: list[Path], server_major: int,
     for item in extra:
         digest.update(item.encode() + b"\0")
     return digest.hexdigest()
+
+
+def remove_cache(root: Path) -> list[Path]:
+    """Delete the whole cache folder (every project's templates): each kept cluster's server
+    is stopped first if a killed session left it running. Refused while a session uses one."""
+    if not root.is_dir():
+        return []
+    if not (root / "CACHEDIR.TAG").is_file():
+        raise ConfigError(f"{root} has no CACHEDIR.TAG, so it is not a pytest-schemasync cache "
+                          f"folder; not deleting it.")
+    locks: list[FileLock] = []
+    try:
+        for lock_path in [*root.glob("pg*-*/cluster.lock"), *root.glob("private/*/owner.lock")]:
+            lock = FileLock(str(lock_path))
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                raise ConfigError(
+                    f"A running pytest session uses {lock_path.parent}; run this again when it "
+                    f"has finished.") from None
+            locks.append(lock)
+        removed = sorted(p for p in root.iterdir() if p.is_dir())
+        for data_dir in root.glob("**/postmaster.pid"):
+            _stop_postmaster(data_dir.parent)
+        shutil.rmtree(root)
+        return removed
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+def _stop_postmaster(data_dir: Path) -> None:
+    """Stop the server of ``data_dir`` (immediate: it is about to be deleted)."""
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return  # no server: a stale pid file
+    if b"postgres" not in command:
+        return  # the pid was reused by another program
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGQUIT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process_alive(pid):
+        time.sleep(0.01)
 
 
 def _socket_dir(preferred: Path) -> Path:

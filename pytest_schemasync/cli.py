@@ -211,6 +211,30 @@ def cmd_dump(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_clean(args: argparse.Namespace, settings: Settings) -> int:
+    if args.all:
+        from .cache import default_cache_root, remove_cache
+
+        if settings.server_url:
+            raise ConfigError("clean --all deletes the embedded server's cache folder; with "
+                              "--schemasync-server-url use `schemasync clean` (this project's "
+                              "templates) instead.")
+        root = settings.cache_dir or default_cache_root()
+        removed = remove_cache(root)
+        print(f"deleted {root} ({len(removed)} clusters and folders)" if removed
+              else f"nothing to delete: {root} does not exist")
+        return 0
+    with Session(settings) as session:
+        if session.lease is not None and not session.lease.cached:
+            raise ConfigError(
+                f"A running pytest session uses the cache in {session.cache_root}; run "
+                f"`schemasync clean` again when it has finished.")
+        dropped = session.manager.drop_project_templates()
+        print(f"dropped {len(dropped)} template(s) of {settings.root} on "
+              f"{session.describe()}" + "".join(f"\n  {name}" for name in dropped))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="schemasync",
@@ -272,6 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
     dump.add_argument("--exclude-schema", action="append", help="schema pattern to leave out")
     dump.set_defaults(handler=cmd_dump)
+
+    clean = commands.add_parser("clean", help="drop this project's template databases (the next "
+                                              "session rebuilds them)")
+    clean.add_argument("--all", action="store_true",
+                       help="delete the embedded server's whole cache folder instead (every "
+                            "project's templates)")
+    clean.set_defaults(handler=cmd_clean)
     return parser
 
 

@@ -233,6 +233,18 @@ class DatabaseManager:
                 dropped.append(name)
         return dropped
 
+    def drop_project_templates(self) -> list[str]:
+        """Drop this project's templates (the next session builds them again)."""
+        dropped = []
+        for (name,) in self.admin.execute(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, %s) ORDER BY 1",
+                (f"sst_{self.settings.project_key}_",)).fetchall():
+            with self._advisory(_lock_key(name)):  # not while a session builds it
+                self._drop(name)
+            dropped.append(name)
+        self._templates.clear()
+        return dropped
+
     # --- templates -----------------------------------------------------------------
 
     def template_name(self, set_name: str, digest: str, before: str | None = None) -> str:

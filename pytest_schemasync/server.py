@@ -377,7 +377,7 @@ def server_info_from_url(url: str, kind: str = "existing") -> ServerInfo:
 # --- the embedded cluster --------------------------------------------------------------
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie does not count)."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
@@ -559,7 +559,7 @@ class EmbeddedCluster:
         while time.monotonic() < deadline:
             # Gone means exited: its pid file goes a moment before it does, and its zombie
             # may linger until the init process reaps it (that one does not count).
-            if not _alive(pid):
+            if not process_alive(pid):
                 return
             time.sleep(0.003)
         result = self._run([str(self.binaries.tool("pg_ctl")), "-D", str(self.data_dir),

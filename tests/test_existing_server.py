@@ -4,6 +4,8 @@ are dropped afterwards."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -165,3 +167,37 @@ def test_concurrent_sessions_build_the_template_once(pytester: pytest.Pytester,
     after = _databases(existing_server)
     assert session_databases(after) == set(), after
     assert len([n for n in after if n.startswith("sst_")]) == 1
+
+
+def test_clean_drops_only_this_projects_templates_there(pytester: pytest.Pytester,
+                                                        cache_dir: Path,
+                                                        existing_server: ServerInfo) -> None:
+    """Templates are the cache on a shared server; `schemasync clean` drops this project's,
+    and nothing else (not the admin's database, not another project's template)."""
+    make_project(pytester, sets={"default": {"files": ["schema.sql"]}},
+                 files={"schema.sql": SIMPLE_SCHEMA})
+    pytester.makepyfile(test_x="def test_x(db):\n    pass\n")
+    url = existing_server.url()
+    run_inner(pytester, cache_dir, f"--schemasync-server-url={url}").assert_outcomes(passed=1)
+    with psycopg.connect(existing_server.conninfo(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE sst_aaaaaa_other_0123456789")  # another project's
+    ours = {n for n in _databases(existing_server) if n.startswith("sst_")} - {
+        "sst_aaaaaa_other_0123456789"}
+    assert len(ours) == 1
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_schemasync.cli", f"--schemasync-server-url={url}", "clean"],
+        cwd=pytester.path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "dropped 1 template(s)" in done.stdout and ours.pop() in done.stdout
+    left = _databases(existing_server)
+    assert "sst_aaaaaa_other_0123456789" in left and "keep_me" in left
+    assert not {n for n in left if n.startswith("sst_") and n != "sst_aaaaaa_other_0123456789"}
+    with psycopg.connect(existing_server.conninfo("keep_me")) as conn:
+        assert conn.execute("SELECT x FROM precious").fetchone() == (42,)
+
+    refused = subprocess.run(
+        [sys.executable, "-m", "pytest_schemasync.cli", f"--schemasync-server-url={url}", "clean",
+         "--all"], cwd=pytester.path, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "clean --all" in refused.stderr
+    assert existing_server.password is None or existing_server.password not in refused.stderr
