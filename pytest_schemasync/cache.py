@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import secrets as _random
 import shutil
 import signal
@@ -88,14 +89,34 @@ def content_hash(schema_set: SchemaSet, files: list[Path], server_major: int,
     return digest.hexdigest()
 
 
-def remove_cache(root: Path) -> list[Path]:
-    """Delete the whole cache folder (every project's templates): each kept cluster's server
-    is stopped first if a killed session left it running. Refused while a session uses one."""
+def is_cache_dir(path: Path) -> bool:
+    try:
+        return "pytest-schemasync" in (path / "CACHEDIR.TAG").read_text()
+    except OSError:
+        return False
+
+
+def cache_in_use(root: Path) -> Path | None:
+    """A cluster folder of ``root`` that a running session holds, if any."""
+    for lock_path in [*root.glob("pg*-*/cluster.lock"), *root.glob("private/*/owner.lock")]:
+        lock = FileLock(str(lock_path))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return lock_path.parent
+        lock.release()
+    return None
+
+
+def remove_cache(root: Path) -> bool:
+    """Delete the whole cache folder (every project's templates); a server a killed session
+    left running there is stopped first. Refused while a session uses it. Returns whether
+    there was anything to delete."""
     if not root.is_dir():
-        return []
-    if not (root / "CACHEDIR.TAG").is_file():
-        raise ConfigError(f"{root} has no CACHEDIR.TAG, so it is not a pytest-schemasync cache "
-                          f"folder; not deleting it.")
+        return False
+    if not is_cache_dir(root):
+        raise ConfigError(f"{root} has no pytest-schemasync CACHEDIR.TAG, so it is not our "
+                          f"cache folder; not deleting it.")
     locks: list[FileLock] = []
     try:
         for lock_path in [*root.glob("pg*-*/cluster.lock"), *root.glob("private/*/owner.lock")]:
@@ -107,26 +128,32 @@ def remove_cache(root: Path) -> list[Path]:
                     f"A running pytest session uses {lock_path.parent}; run this again when it "
                     f"has finished.") from None
             locks.append(lock)
-        removed = sorted(p for p in root.iterdir() if p.is_dir())
-        for data_dir in root.glob("**/postmaster.pid"):
-            _stop_postmaster(data_dir.parent)
-        shutil.rmtree(root)
-        return removed
+        # Out of the way in one step, so a session starting now makes a new cache instead
+        # of using a half-deleted one.
+        doomed = root.with_name(f".{root.name}-deleting-{os.getpid()}")
+        os.rename(root, doomed)
+    except OSError as exc:
+        raise ConfigError(f"Cannot delete {root}: {exc.strerror or exc}.") from None
     finally:
         for lock in locks:
             lock.release()
+    for pid_file in doomed.glob("**/postmaster.pid"):
+        _stop_postmaster(pid_file.parent, root / pid_file.parent.relative_to(doomed))
+    shutil.rmtree(doomed, ignore_errors=True)
+    return True
 
 
-def _stop_postmaster(data_dir: Path) -> None:
-    """Stop the server of ``data_dir`` (immediate: it is about to be deleted)."""
+def _stop_postmaster(data_dir: Path, started_in: Path) -> None:
+    """Stop the server of ``data_dir`` (immediate: it is about to be deleted), if the pid in
+    its pid file really is that server (its working directory is the data directory)."""
     try:
         pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd").removesuffix(" (deleted)"))
     except (OSError, ValueError):
-        return  # no server: a stale pid file
-    if b"postgres" not in command:
-        return  # the pid was reused by another program
-    with contextlib.suppress(ProcessLookupError):
+        return  # no such process, or not ours to look at
+    if cwd not in (data_dir, started_in):
+        return  # the pid now belongs to another program
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, signal.SIGQUIT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and process_alive(pid):
@@ -163,10 +190,10 @@ class ClusterLease:
         path = self.preloaded.file
         if path is None or not libraries:
             return
-        known = set(saved_libraries(path))
-        if libraries <= known:
-            return
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError), _preload_lock(path):
+            known = set(saved_libraries(path))
+            if libraries <= known:
+                return
             partial = path.with_name(f"{path.name}.{os.getpid()}")
             partial.write_text("".join(f"{name}\n" for name in sorted(known | libraries)))
             os.replace(partial, path)
@@ -182,12 +209,23 @@ class ClusterLease:
             self.lock.release()
 
 
+_SAVED_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # a $libdir library: never a path
+
+
+def _preload_lock(path: Path) -> FileLock:
+    return FileLock(str(path.with_name(path.name + ".lock")), timeout=10)
+
+
 def saved_libraries(path: Path) -> list[str]:
+    """The remembered list, if it is ours alone to write (it makes the server load code)."""
     try:
+        info = path.stat()
+        if info.st_uid != os.getuid() or info.st_mode & 0o022:
+            return []
         lines = path.read_text().split()
     except OSError:
         return []
-    return [line for line in lines if line and all(c.isalnum() or c in "_.$/-" for c in line)]
+    return [line for line in lines if _SAVED_NAME.match(line)]
 
 
 def _start_preloading(cluster: EmbeddedCluster, base: Path,
@@ -216,17 +254,17 @@ def _start_preloading(cluster: EmbeddedCluster, base: Path,
     try:
         start([*explicit, *remembered])
     except ServerError as exc:
-        if not remembered:
-            raise
-        # A library the templates used is gone (e.g. its package was removed): forget the
-        # list and start without it; the next build writes it again.
-        saved_file.unlink(missing_ok=True)
-        lines = str(exc).strip().splitlines()
-        reason = next((line for line in lines if "FATAL" in line), lines[-1])
-        problem = (f"could not preload {', '.join(remembered)}, so the server started without "
-                   f"them: {reason.strip()}")
+        failed = [name for name in remembered if f'"{name}"' in str(exc)]
+        if not failed:
+            raise  # not a remembered library's fault (a named one, a full disk, ...)
+        # A library the templates used is gone (e.g. its package was removed): start without
+        # the remembered ones; the next session relearns the list from the templates.
         start(list(explicit))
-        return Preloaded(explicit, saved_file if auto else None, problem)
+        with contextlib.suppress(OSError), _preload_lock(saved_file):
+            saved_file.unlink(missing_ok=True)
+        return Preloaded(explicit, saved_file if auto else None,
+                         f"could not preload {', '.join(failed)}, so the server started "
+                         f"without the remembered libraries ({', '.join(remembered)})")
     return Preloaded((*explicit, *remembered), saved_file if auto else None)
 
 

@@ -212,23 +212,28 @@ def cmd_dump(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_clean(args: argparse.Namespace, settings: Settings) -> int:
-    if args.all:
-        from .cache import default_cache_root, remove_cache
+    from .cache import cache_in_use, default_cache_root, is_cache_dir, remove_cache
 
+    root = settings.cache_dir or default_cache_root()
+    if args.all:
         if settings.server_url:
             raise ConfigError("clean --all deletes the embedded server's cache folder; with "
                               "--schemasync-server-url use `schemasync clean` (this project's "
                               "templates) instead.")
-        root = settings.cache_dir or default_cache_root()
-        removed = remove_cache(root)
-        print(f"deleted {root} ({len(removed)} clusters and folders)" if removed
-              else f"nothing to delete: {root} does not exist")
+        print(f"deleted {root}" if remove_cache(root) else f"nothing to delete: no {root}")
         return 0
+    if not settings.server_url:
+        if not is_cache_dir(root):
+            print(f"nothing to clean: no cache in {root}")
+            return 0
+        busy = cache_in_use(root)
+        if busy is not None:  # checked first: starting a throwaway cluster would be pointless
+            raise ConfigError(f"A running pytest session uses {busy}; run `schemasync clean` "
+                              f"again when it has finished.")
     with Session(settings) as session:
         if session.lease is not None and not session.lease.cached:
-            raise ConfigError(
-                f"A running pytest session uses the cache in {session.cache_root}; run "
-                f"`schemasync clean` again when it has finished.")
+            raise ConfigError(f"A running pytest session uses the cache in {root}; run "
+                              f"`schemasync clean` again when it has finished.")
         dropped = session.manager.drop_project_templates()
         print(f"dropped {len(dropped)} template(s) of {settings.root} on "
               f"{session.describe()}" + "".join(f"\n  {name}" for name in dropped))

@@ -131,7 +131,7 @@ class Settings:
     root: Path
     sets: Mapping[str, SchemaSet]
     default_set: str
-    server_url: str | None = None
+    server_url: str | None = field(default=None, repr=False)  # may hold a password
     pg_bindir: str | None = None
     cache_dir: Path | None = None
     server_user: str | None = None
@@ -140,7 +140,7 @@ class Settings:
     pool_size: int = 2
     preload_libraries: str = "auto"
     check: bool = False
-    production_url: str | None = None
+    production_url: str | None = field(default=None, repr=False)
     connect_timeout: int = 5
     check_json: Path | None = None
     check_markdown: Path | None = None

@@ -44,6 +44,7 @@ from .server import ServerInfo
 
 LOCK_NAMESPACE = 0x5353  # "SS": first key of our advisory locks
 _PROJECT_COMMENT = "pytest-schemasync template of project "
+_LIBRARIES_LINE = "extension libraries: "  # second line of the comment, for preloading
 _OURS = re.compile(r"^ss[sc]_(?P<token>[0-9a-f]{8})_")
 
 
@@ -128,7 +129,6 @@ class DatabaseManager:
         self._created: list[str] = []
         self._lock = threading.Lock()
         self._pool: ClonePool | None = None
-        self.extension_libraries: set[str] = set()  # of the templates built here
 
     # --- plumbing -----------------------------------------------------------------
 
@@ -227,7 +227,7 @@ class DatabaseManager:
         for name, comment in self.admin.execute(
                 "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
                 "WHERE datname LIKE 'sst\\_%'").fetchall():
-            project = (comment or "").removeprefix(_PROJECT_COMMENT)
+            project = (comment or "").split("\n", 1)[0].removeprefix(_PROJECT_COMMENT)
             if comment and comment.startswith(_PROJECT_COMMENT) and not Path(project).exists():
                 self._drop(name)
                 dropped.append(name)
@@ -296,7 +296,7 @@ class DatabaseManager:
                 run_sql(target, migration.path, read_schema_file(migration.path, origin),
                         set_name=schema_set.name, origin=origin, single_transaction=True,
                         prelude=prelude, epilogue=epilogue)
-            self.extension_libraries |= self._libraries_of(build)
+            libraries = self._libraries_of(build)
         except BaseException:
             with contextlib.suppress(psycopg.Error):
                 self._drop(build)
@@ -308,19 +308,38 @@ class DatabaseManager:
             sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true")
             .format(sql.Identifier(name)))
         self.admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
-            sql.Identifier(name), sql.Literal(_PROJECT_COMMENT + str(self.settings.root))))
+            sql.Identifier(name), sql.Literal(
+                _PROJECT_COMMENT + str(self.settings.root)
+                + (f"\n{_LIBRARIES_LINE}{','.join(sorted(libraries))}" if libraries else ""))))
         self._event(f"built template {name} set={schema_set.name} before={plan.before}")
         if self.exclusive:
             self._drop_stale_templates(name)
 
     def _libraries_of(self, dbname: str) -> set[str]:
-        """The C libraries of the extensions installed in ``dbname`` ($libdir/ ones)."""
-        with psycopg.connect(self.server.conninfo(dbname), autocommit=True) as conn:
-            rows = conn.execute(
-                "SELECT DISTINCT substr(p.probin, 9) FROM pg_proc p JOIN pg_depend d"
-                " ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'"
-                " WHERE starts_with(p.probin, '$libdir/')").fetchall()
+        """The C libraries of the extensions installed in ``dbname`` ($libdir/ ones); only
+        the embedded server can preload them."""
+        if self.server.kind != "embedded":
+            return set()
+        try:
+            with psycopg.connect(self.server.conninfo(dbname), autocommit=True) as conn:
+                rows = conn.execute(
+                    "SELECT DISTINCT substr(p.probin, 9) FROM pg_proc p JOIN pg_depend d ON "
+                    "d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e' "
+                    "WHERE starts_with(p.probin, '$libdir/')").fetchall()
+        except psycopg.Error:
+            return set()  # only a speed-up
         return {row[0] for row in rows}
+
+    def template_libraries(self) -> set[str]:
+        """The extension libraries this project's templates recorded when they were built."""
+        libraries: set[str] = set()
+        for (comment,) in self.admin.execute(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                "WHERE starts_with(datname, %s)", (f"sst_{self.settings.project_key}_",)):
+            for line in (comment or "").split("\n")[1:]:
+                if line.startswith(_LIBRARIES_LINE):
+                    libraries.update(n for n in line.removeprefix(_LIBRARIES_LINE).split(",") if n)
+        return libraries
 
     def _unrecorded(self, plan: BuildPlan, build: str) -> list[Migration]:
         """The plan's migrations the base files do not already record.

@@ -257,7 +257,7 @@ class ServerInfo:
     host: str
     port: int
     user: str
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a traceback
     admin_db: str = "postgres"
     params: dict[str, str] = field(default_factory=dict)
     major: int = 0
@@ -515,12 +515,15 @@ class EmbeddedCluster:
         self._own(self.socket_dir, 0o755)
         check_reachable(self.socket_dir, self.os_user)
         self._write_settings()
+        stale = self._pid_in_file()  # a killed server's pid file stays until overwritten
+        log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
         # pg_ctl -w polls every 100 ms; we poll postmaster.pid ourselves, every few ms.
         result = self._run([
             str(self.binaries.tool("pg_ctl")), "-D", str(self.data_dir), "-l", str(self.log_file),
             "-W", "start",
         ])
-        if result.returncode != 0 or not self._wait_ready(timeout=60):
+        ready = result.returncode == 0 and self._wait_ready(60, stale=stale, log_start=log_start)
+        if not ready:
             log_tail = ""
             if self.log_file.exists():
                 log_tail = "\n".join(self.log_file.read_text(errors="replace").splitlines()[-15:])
@@ -529,21 +532,40 @@ class EmbeddedCluster:
                 f"(data directory {self.data_dir}).\n{result.stderr.strip()}\n{log_tail}".rstrip()
             )
 
-    def _wait_ready(self, timeout: float) -> bool:
-        """True once the postmaster says "ready" in postmaster.pid (line 8)."""
+    def _logged_fatal(self, since: int) -> bool:
+        try:
+            with open(self.log_file, "rb") as log:
+                log.seek(since)
+                return b"FATAL:" in log.read()
+        except OSError:
+            return False
+
+    def _pid_in_file(self) -> int | None:
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+
+    def _wait_ready(self, timeout: float, stale: int | None = None, log_start: int = 0) -> bool:
+        """True once the postmaster says "ready" in postmaster.pid (line 8); False as soon as
+        it has died (e.g. a library it was told to preload is missing: it exits before it
+        writes its status line)."""
         deadline = time.monotonic() + timeout
-        seen_pid = False
+        pid: int | None = None
         while time.monotonic() < deadline:
             try:
                 lines = (self.data_dir / "postmaster.pid").read_text().split("\n")
             except OSError:
                 lines = []
-            if len(lines) > 7:
-                seen_pid = True
-                if lines[7].strip() == "ready":
-                    return True
-            if seen_pid and self.running_pid() is None:
+            if len(lines) > 7 and lines[7].strip() == "ready":
+                return True
+            with contextlib.suppress(ValueError):
+                if lines and int(lines[0]) != stale:
+                    pid = int(lines[0])
+            if pid is not None and not process_alive(pid):
                 return False  # it started and died: the log says why
+            if pid is None and not lines and self._logged_fatal(log_start):
+                return False  # it died before we saw its pid file
             time.sleep(0.003)
         return False
 

@@ -138,8 +138,9 @@ class Session:
         return templates
 
     def _remember_libraries(self) -> None:
-        if self.lease is not None and self._manager is not None:
-            self.lease.remember_libraries(self._manager.extension_libraries)
+        if self.lease is not None and self.lease.preloaded.file is not None and self._manager:
+            with contextlib.suppress(Exception):  # only a speed-up
+                self.lease.remember_libraries(self._manager.template_libraries())
 
     def close_databases(self) -> list[str]:
         """Drop this process's databases (the owner also those of crashed workers) and

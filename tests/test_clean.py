@@ -19,6 +19,9 @@ from conftest import (
 )
 from filelock import FileLock
 
+from pytest_schemasync.cache import acquire_cluster
+from pytest_schemasync.server import find_binaries, process_alive, server_os_user
+
 
 def _clean(project: Path, cache_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -104,5 +107,28 @@ def test_clean_all_refuses_a_folder_that_is_not_a_cache(pytester: pytest.Pyteste
     (precious / "keep.txt").write_text("mine")
     refused = _clean(pytester.path, precious, "--all")
     assert refused.returncode != 0
-    assert "not a pytest-schemasync cache" in refused.stderr
+    assert "no pytest-schemasync CACHEDIR.TAG" in refused.stderr
     assert (precious / "keep.txt").read_text() == "mine"
+
+
+def test_clean_all_stops_a_server_a_killed_session_left_running(pytester: pytest.Pytester,
+                                                                cache_dir: Path) -> None:
+    _project(pytester)
+    lease = acquire_cluster(cache_dir, find_binaries(), server_os_user())
+    pid = lease.cluster.running_pid()
+    assert pid is not None and process_alive(pid)
+    lease.lock.release()  # what a SIGKILLed session leaves: a running server, a free lock
+    cleaned = _clean(pytester.path, cache_dir, "--all")
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert not process_alive(pid)
+    assert not cache_dir.exists()
+    assert not list(cache_dir.parent.glob(".cache-deleting-*"))
+
+
+def test_clean_without_a_cache_says_so(pytester: pytest.Pytester, cache_dir: Path) -> None:
+    _project(pytester)
+    plain = _clean(pytester.path, cache_dir)
+    assert plain.returncode == 0 and "nothing to clean" in plain.stdout
+    assert not cache_dir.exists()  # and no cluster was made just to find nothing
+    every = _clean(pytester.path, cache_dir, "--all")
+    assert every.returncode == 0 and "nothing to delete" in every.stdout

@@ -114,7 +114,9 @@ SESSION_SCOPED_TESTS = """
     def shared(schemasync):
         database = schemasync.manager.clone()
         yield database
-        # Runs in pytest's own sessionfinish: our cleanup must not have closed the manager.
+        # Runs in pytest's own sessionfinish: our cleanup must not have run yet.
+        with database.connect() as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
         schemasync.manager.drop(database)
         Path(os.environ["RECORD_DIR"], "dropped").write_text(database.name)
 

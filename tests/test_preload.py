@@ -98,10 +98,56 @@ def test_a_vanished_remembered_library_falls_back_with_a_warning(
     assert _preloaded(out) == set()
     warning = [line for line in header_lines(result) if "warning" in line]
     assert warning and "no_such_library_xyz" in warning[0], header_lines(result)
-    assert not saved.exists()  # forgotten; the next build writes it again
-
-    run_inner(pytester, cache_dir, "--schemasync-rebuild").assert_outcomes(passed=1)
+    # The list is relearned from what the templates recorded when they were built.
     assert set(saved.read_text().split()) == {"citext", "plpgsql"}
+
+    again = run_inner(pytester, cache_dir)
+    again.assert_outcomes(passed=1)
+    assert _preloaded(out) == {"citext", "plpgsql"}
+    assert not [line for line in header_lines(again) if "warning" in line]
+
+
+def test_the_list_is_relearned_from_the_templates(
+        pytester: pytest.Pytester, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lost list (deleted, or from a cache older than this feature) comes back without a
+    rebuild: each template records its libraries when it is built."""
+    out = _project(pytester, monkeypatch)
+    run_inner(pytester, cache_dir).assert_outcomes(passed=1)
+    _saved_list(cache_dir).unlink()
+    second = run_inner(pytester, cache_dir)
+    second.assert_outcomes(passed=1)
+    assert any("template from cache" in line for line in header_lines(second))
+    run_inner(pytester, cache_dir).assert_outcomes(passed=1)
+    assert _preloaded(out) == {"citext", "plpgsql"}
+
+
+def test_a_list_not_ours_alone_is_ignored(
+        pytester: pytest.Pytester, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The list makes the server load code: a file others may write, or a path in it, is not
+    used."""
+    out = _project(pytester, monkeypatch)
+    run_inner(pytester, cache_dir).assert_outcomes(passed=1)
+    saved = _saved_list(cache_dir)
+    saved.write_text("citext\n")
+    saved.chmod(0o666)
+    run_inner(pytester, cache_dir).assert_outcomes(passed=1)
+    assert _preloaded(out) == set()
+    saved.chmod(0o644)
+    saved.write_text("/dev/shm/evil\n")
+    run_inner(pytester, cache_dir).assert_outcomes(passed=1)
+    assert _preloaded(out) == set()
+
+
+def test_a_mistyped_named_library_keeps_the_remembered_list(
+        pytester: pytest.Pytester, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _project(pytester, monkeypatch)
+    run_inner(pytester, cache_dir).assert_outcomes(passed=1)
+    saved = _saved_list(cache_dir)
+    before = saved.read_text()
+    result = run_inner(pytester, cache_dir, "--schemasync-preload-libraries=auto,pg_stat_statments")
+    assert result.ret != 0
+    assert "pg_stat_statments" in output_of(result)
+    assert saved.read_text() == before
 
 
 def test_a_named_library_that_does_not_exist_is_a_clear_error(
