@@ -516,7 +516,7 @@ def main() -> int:
     parser.add_argument("--work", type=Path, required=True, help="scratch folder on disk")
     parser.add_argument("--shm", type=Path, required=True, help="scratch folder on tmpfs")
     parser.add_argument("--out", type=Path, default=BENCH / "RESULTS.md")
-    parser.add_argument("--repeat", type=int, default=2, help="runs of each of our warm "
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each of our warm "
                         "variants and of each pytest-postgresql variant (end-to-end: median)")
     parser.add_argument("--testing-postgresql-disk", action="store_true",
                         help="also run testing.postgresql on its default, disk (slow: ~1 min)")

@@ -4,7 +4,7 @@
 #
 #   bash bench/run.sh [--repeat N] [--testing-postgresql-disk]
 #
-# About 2.5-3 minutes on a 2-CPU machine (longer when the machine is busy: the
+# About 3-4 minutes on a 2-CPU machine (longer when the machine is busy: the
 # pytest-postgresql disk variant is the long pole; the schema check and refresh section, with
 # a stand-in production, adds about 30 s; the stress suite (-n 0/1/2/4) and carthorse section,
 # pytest-postgresql on the PostGIS set included, about 1 minute). Measurement only; no timing
