@@ -49,8 +49,15 @@ def default_cache_root() -> Path:
 
 
 def ensure_cache_dir(path: Path) -> Path:
-    """Create ``path`` with a CACHEDIR.TAG atomically (a temp sibling renamed into place)."""
+    """Create ``path`` with a CACHEDIR.TAG atomically (a temp sibling renamed into place).
+    An existing one must be ours: the server runs code and keeps data from there."""
     if path.is_dir():
+        owner = path.stat().st_uid
+        if owner != os.getuid():
+            raise ConfigError(
+                f"The cache directory {path} belongs to another user (uid {owner}), so it could "
+                f"have been prepared by someone else. Remove it, or choose one of your own "
+                f"with --schemasync-cache-dir / SCHEMASYNC_CACHE_DIR.")
         return path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .cache import ClusterLease, acquire_cluster, default_cache_root, ensure_cache_dir
 from .config import Settings
-from .errors import PostgresNotFoundError, ServerError
+from .errors import ConfigError, PostgresNotFoundError, ServerError
 from .secrets import mask_dsn
 from .server import (
     PgBinaries,
@@ -94,7 +94,7 @@ class Session:
             self._attach and self._attach.get("exclusive"))
         psql = self._psql(binaries)
         self.psql = psql
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ConfigError):  # only for the event log here
             ensure_cache_dir(self.cache_root)
         from .databases import DatabaseManager
 

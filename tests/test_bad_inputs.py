@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -375,6 +376,16 @@ def cache_parent_is_file(ctx: Ctx) -> None:
     ctx.cache = ctx.own_cache / "cache"
 
 
+def cache_of_another_user(ctx: Ctx) -> None:
+    """A cache directory someone else made (e.g. planted in the shared /dev/shm)."""
+    plain_project(ctx)
+    ctx.own_cache.mkdir(parents=True)
+    (ctx.own_cache / "CACHEDIR.TAG").write_text("Signature: 8a477f597d28d172789f06886806bc55\n")
+    nobody = pwd.getpwnam("nobody")
+    os.chown(ctx.own_cache, nobody.pw_uid, nobody.pw_gid)
+    ctx.cache = ctx.own_cache
+
+
 def cache_full(ctx: Ctx) -> None:
     """A 1 MB tmpfs: initdb needs tens of megabytes, so it meets ENOSPC for real."""
     plain_project(ctx)
@@ -515,6 +526,8 @@ CASES = [
          ("{cache}", "--schemasync-cache-dir")),
     Case("cache-dir-inside-read-only-directory", cache_read_only(inside=True), pytest_run(),
          USAGE, ("Cannot create the cache directory {cache}", "--schemasync-cache-dir")),
+    Case("cache-dir-of-another-user", cache_of_another_user, pytest_run(), USAGE,
+         ("The cache directory {cache} belongs to another user", "--schemasync-cache-dir")),
     Case("cache-dir-parent-is-a-file", cache_parent_is_file, pytest_run(), USAGE,
          ("{cache}", "--schemasync-cache-dir")),
     Case("cache-dir-on-full-tmpfs", cache_full, pytest_run(), USAGE,
