@@ -43,27 +43,33 @@ def _clean_schemasync_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def _shm_base() -> Path:
+def shm_base() -> Path:
     shm = Path("/dev/shm")
     if shm.is_dir() and os.access(shm, os.W_OK):
         return shm
     return Path(tempfile.gettempdir())
 
 
+@contextlib.contextmanager
+def scratch_cache_dir(prefix: str = "schemasync-test-") -> Iterator[Path]:
+    """A cache directory path the server user can reach (the plugin creates it itself); on
+    exit any postmaster still running under it is stopped and everything is removed."""
+    parent = Path(tempfile.mkdtemp(prefix=prefix, dir=shm_base()))
+    os.chmod(parent, 0o755)
+    try:
+        yield parent / "cache"
+    finally:
+        for pid in postmaster_pids(parent):
+            kill_and_wait(pid, signal.SIGQUIT)
+        shutil.rmtree(parent, ignore_errors=True)
+
+
 @pytest.fixture
 def cache_dir() -> Iterator[Path]:
-    """A fresh cache directory the server user can reach; the plugin creates it itself.
-
-    At teardown any postmaster still running under it is stopped (a safety net: the tests
-    assert the plugin did that) and the directory is removed.
-    """
-    parent = Path(tempfile.mkdtemp(prefix="schemasync-test-", dir=_shm_base()))
-    os.chmod(parent, 0o755)
-    path = parent / "cache"
-    yield path
-    for pid in postmaster_pids(parent):
-        kill_and_wait(pid, signal.SIGQUIT)
-    shutil.rmtree(parent, ignore_errors=True)
+    """A fresh cache directory for one test. At teardown any postmaster still running under
+    it is stopped (a safety net: the tests assert the plugin did that)."""
+    with scratch_cache_dir() as path:
+        yield path
 
 
 # --- projects ------------------------------------------------------------------------

@@ -30,7 +30,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from conftest import (
     output_of,
     postmaster_pids,
     run_inner,
+    scratch_cache_dir,
 )
 from psycopg import sql
 
@@ -104,21 +104,12 @@ def standins() -> Iterator[Standins]:
         holder.stop()
 
 
-def _shm() -> Path:
-    shm = Path("/dev/shm")
-    return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
-
-
 @pytest.fixture(scope="module")
 def shared_cache() -> Iterator[Path]:
     """conftest's ``cache_dir``, kept for the module: each case still starts and stops the
     embedded server itself, but ``initdb`` runs once per worker."""
-    parent = Path(tempfile.mkdtemp(prefix="schemasync-bad-", dir=_shm()))
-    os.chmod(parent, 0o755)
-    yield parent / "cache"
-    for pid in postmaster_pids(parent):
-        kill_and_wait(pid, signal.SIGQUIT)
-    shutil.rmtree(parent, ignore_errors=True)
+    with scratch_cache_dir("schemasync-bad-") as path:
+        yield path
 
 
 # --- what a case gets ------------------------------------------------------------------------

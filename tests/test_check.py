@@ -15,11 +15,9 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -30,7 +28,12 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
-from conftest import kill_and_wait, make_project, output_of, postmaster_pids, run_inner
+from conftest import (
+    make_project,
+    output_of,
+    run_inner,
+    scratch_cache_dir,
+)
 
 from pytest_schemasync.catalog import CatalogOptions, snapshot
 from pytest_schemasync.errors import ConfigError, DriftError, ProductionError
@@ -173,11 +176,6 @@ def _ran(marker: Path) -> list[Path]:
 # --- session-scoped servers (one per xdist worker) -------------------------------------------
 
 
-def _shm() -> Path:
-    shm = Path("/dev/shm")
-    return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
-
-
 @pytest.fixture(scope="session")
 def prod() -> Iterator[StandinProduction]:
     """The stand-in production, logging every statement it receives."""
@@ -201,12 +199,8 @@ def ssl_prod() -> Iterator[StandinProduction]:
 def shared_cache() -> Iterator[Path]:
     """One cache directory per worker: the embedded cluster and templates are kept across
     the module's runs (each run still starts and stops the server itself)."""
-    parent = Path(tempfile.mkdtemp(prefix="schemasync-check-", dir=_shm()))
-    os.chmod(parent, 0o755)
-    yield parent / "cache"
-    for pid in postmaster_pids(parent):
-        kill_and_wait(pid, signal.SIGQUIT)
-    shutil.rmtree(parent, ignore_errors=True)
+    with scratch_cache_dir("schemasync-check-") as path:
+        yield path
 
 
 @pytest.fixture(scope="session")

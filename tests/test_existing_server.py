@@ -14,7 +14,6 @@ import psycopg
 import pytest
 from conftest import (
     SIMPLE_SCHEMA,
-    _shm_base,
     built_templates,
     database_names,
     header_lines,
@@ -23,6 +22,7 @@ from conftest import (
     popen_inner,
     run_inner,
     session_databases,
+    shm_base,
 )
 
 from pytest_schemasync.cache import acquire_cluster
@@ -34,7 +34,7 @@ from pytest_schemasync.server import ServerInfo, find_binaries, server_os_user
 def existing_server() -> Iterator[ServerInfo]:
     """A server the inner sessions do not own: started with the core in its own directory,
     holding a database and a table the plugin must never touch."""
-    root = Path(tempfile.mkdtemp(prefix="schemasync-existing-", dir=_shm_base()))
+    root = Path(tempfile.mkdtemp(prefix="schemasync-existing-", dir=shm_base()))
     root.chmod(0o755)
     lease = acquire_cluster(root / "cache", find_binaries(), server_os_user())
     try:

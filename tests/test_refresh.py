@@ -17,11 +17,9 @@ import itertools
 import os
 import re
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,11 +30,10 @@ from urllib.parse import quote
 import psycopg
 import pytest
 from conftest import (
-    kill_and_wait,
     make_project,
     output_of,
-    postmaster_pids,
     run_inner,
+    scratch_cache_dir,
 )
 
 from pytest_schemasync.refresh import dump_schema
@@ -324,14 +321,8 @@ def prod() -> Iterator[StandinProduction]:
 def shared_cache_dir() -> Iterator[Path]:
     """Like conftest's ``cache_dir``, but one per module (per xdist worker): the tests' projects
     differ, so they never share a template, and one initdb is enough for all of them."""
-    shm = Path("/dev/shm")
-    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
-    parent = Path(tempfile.mkdtemp(prefix="schemasync-test-", dir=base))
-    os.chmod(parent, 0o755)
-    yield parent / "cache"
-    for pid in postmaster_pids(parent):
-        kill_and_wait(pid, signal.SIGQUIT)
-    shutil.rmtree(parent, ignore_errors=True)
+    with scratch_cache_dir() as path:
+        yield path
 
 
 ProjectFactory = Callable[..., Project]
