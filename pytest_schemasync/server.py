@@ -377,6 +377,14 @@ def server_info_from_url(url: str, kind: str = "existing") -> ServerInfo:
 # --- the embedded cluster --------------------------------------------------------------
 
 
+def pid_in_file(data_dir: Path) -> int | None:
+    """The pid on the first line of ``data_dir``'s postmaster.pid (alive or not)."""
+    try:
+        return int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+
+
 def process_alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie does not count)."""
     try:
@@ -449,11 +457,12 @@ class EmbeddedCluster:
         return (self.data_dir / "PG_VERSION").exists()
 
     def initialize(self) -> None:
-        """initdb into a side directory, then rename: a crash never leaves half a cluster."""
+        """initdb into a side directory, then rename: a crash never leaves half a cluster.
+        The side directory is this process's own: the initdb of a session killed a moment
+        ago may still be writing into its one."""
         check_reachable(self.data_dir.parent, self.os_user)
-        partial = self.data_dir.with_name(self.data_dir.name + ".initdb")
-        if partial.exists():
-            shutil.rmtree(partial)
+        partial = self.data_dir.with_name(f"{self.data_dir.name}.initdb-{os.getpid()}")
+        self._remove_partials()
         self._own(self.data_dir.parent, 0o755)
         self._own(partial, 0o700)
         result = self._run([
@@ -473,6 +482,11 @@ class EmbeddedCluster:
         with open(partial / "postgresql.conf", "a") as conf:
             conf.write("\ninclude_if_exists = 'schemasync.conf'\n")
         partial.rename(self.data_dir)
+        self._remove_partials()  # a killed session's initdb has finished by now
+
+    def _remove_partials(self) -> None:
+        for stale in self.data_dir.parent.glob(f"{self.data_dir.name}.initdb*"):
+            shutil.rmtree(stale, ignore_errors=True)
 
     def _write_settings(self) -> None:
         settings = {**TEST_SETTINGS, "port": str(self.port),
@@ -485,10 +499,8 @@ class EmbeddedCluster:
 
     def running_pid(self) -> int | None:
         """The postmaster's pid if one is alive for this data directory."""
-        try:
-            first = (self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0]
-            pid = int(first)
-        except (OSError, ValueError):
+        pid = pid_in_file(self.data_dir)
+        if pid is None:
             return None
         try:
             os.kill(pid, 0)
@@ -515,7 +527,7 @@ class EmbeddedCluster:
         self._own(self.socket_dir, 0o755)
         check_reachable(self.socket_dir, self.os_user)
         self._write_settings()
-        stale = self._pid_in_file()  # a killed server's pid file stays until overwritten
+        stale = pid_in_file(self.data_dir)  # a killed server's pid file stays until overwritten
         log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
         # pg_ctl -w polls every 100 ms; we poll postmaster.pid ourselves, every few ms.
         result = self._run([
@@ -539,12 +551,6 @@ class EmbeddedCluster:
                 return b"FATAL:" in log.read()
         except OSError:
             return False
-
-    def _pid_in_file(self) -> int | None:
-        try:
-            return int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
-        except (OSError, ValueError):
-            return None
 
     def _wait_ready(self, timeout: float, stale: int | None = None, log_start: int = 0) -> bool:
         """True once the postmaster says "ready" in postmaster.pid (line 8); False as soon as

@@ -286,7 +286,7 @@ def group_members(pgid: int) -> list[str]:
 
 def leftovers(cache_dir: Path) -> list[str]:
     """Files and folders a finished session must not leave in the cache directory."""
-    found = [str(p) for p in cache_dir.glob("pg*/data.initdb")]
+    found = [str(p) for p in cache_dir.glob("pg*/data.initdb*")]
     found += [str(p) for p in cache_dir.glob("private/*")]
     found += [str(p) for p in cache_dir.glob("pg*/run/.s.PGSQL.*")]
     found += [str(p) for p in cache_dir.parent.iterdir() if p.name not in ("cache", "gate")]
