@@ -25,7 +25,7 @@ from filelock import FileLock, Timeout
 
 from .config import SchemaSet
 from .errors import ConfigError, ServerError
-from .server import EmbeddedCluster, OsUser, PgBinaries, process_alive
+from .server import EmbeddedCluster, OsUser, PgBinaries, pid_in_file, process_alive
 
 CACHE_FORMAT = "1"  # bump when the template layout changes, so old templates are not reused
 CACHEDIR_TAG = (
@@ -103,9 +103,14 @@ def is_cache_dir(path: Path) -> bool:
         return False
 
 
+def _session_locks(root: Path) -> list[Path]:
+    """The lock files sessions hold on the clusters of ``root`` (cached and private)."""
+    return [*root.glob("pg*-*/cluster.lock"), *root.glob("private/*/owner.lock")]
+
+
 def cache_in_use(root: Path) -> Path | None:
     """A cluster folder of ``root`` that a running session holds, if any."""
-    for lock_path in [*root.glob("pg*-*/cluster.lock"), *root.glob("private/*/owner.lock")]:
+    for lock_path in _session_locks(root):
         lock = FileLock(str(lock_path))
         try:
             lock.acquire(timeout=0)
@@ -126,7 +131,7 @@ def remove_cache(root: Path) -> bool:
                           f"cache folder; not deleting it.")
     locks: list[FileLock] = []
     try:
-        for lock_path in [*root.glob("pg*-*/cluster.lock"), *root.glob("private/*/owner.lock")]:
+        for lock_path in _session_locks(root):
             lock = FileLock(str(lock_path))
             try:
                 lock.acquire(timeout=0)
@@ -153,10 +158,12 @@ def remove_cache(root: Path) -> bool:
 def _stop_postmaster(data_dir: Path, started_in: Path) -> None:
     """Stop the server of ``data_dir`` (immediate: it is about to be deleted), if the pid in
     its pid file really is that server (its working directory is the data directory)."""
+    pid = pid_in_file(data_dir)
     try:
-        pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        if pid is None:
+            return
         cwd = Path(os.readlink(f"/proc/{pid}/cwd").removesuffix(" (deleted)"))
-    except (OSError, ValueError):
+    except OSError:
         return  # no such process, or not ours to look at
     if cwd not in (data_dir, started_in):
         return  # the pid now belongs to another program

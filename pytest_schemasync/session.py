@@ -133,9 +133,7 @@ class Session:
 
     def prepare(self, *, rebuild: bool = False) -> list[Template]:
         """Build (or find cached) the template of every configured set."""
-        templates = [self.manager.template(name, rebuild=rebuild) for name in self.settings.sets]
-        self._remember_libraries()
-        return templates
+        return [self.manager.template(name, rebuild=rebuild) for name in self.settings.sets]
 
     def _remember_libraries(self) -> None:
         if self.lease is not None and self.lease.preloaded.file is not None and self._manager:
@@ -148,7 +146,7 @@ class Session:
         if self._manager is None or self._databases_closed:
             return []
         self._databases_closed = True
-        self._remember_libraries()  # also those of templates built on demand
+        self._remember_libraries()  # used from the next start: nothing to do before
         return self._manager.close(sweep_session=self.owner)
 
     def close(self) -> None:
