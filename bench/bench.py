@@ -259,11 +259,11 @@ class Bench:
 
     def session(self, project: Path, cache: Path) -> Any:
         from pytest_schemasync.config import build_settings
-        from pytest_schemasync.session import Session
+        from pytest_schemasync.scratch import Scratch
 
         settings = build_settings(project, cli={"cache_dir": str(cache)},
                                   config_file=project / "pyproject.toml", environ={})
-        return Session(settings)
+        return Scratch(settings)
 
     def raw_baseline(self, cache: Path) -> dict[str, list[float]]:
         """CREATE DATABASE ... TEMPLATE + DROP DATABASE, timed directly on our server."""

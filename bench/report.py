@@ -464,7 +464,7 @@ def start_details(m: Measurements) -> list[str]:
         f"{series(m.start['no:schemasync'])} s.", "",
         "Where the difference goes (medians): importing the plugin (`python -c 'import pytest, "
         f"pytest_schemasync.plugin'` vs `import pytest`) +{fmt(1000 * imports, 0)} ms; "
-        f"in-process on the warm cache, `Session.start()` (find binaries, lock, start the "
+        f"in-process on the warm cache, `Scratch.start()` (find binaries, lock, start the "
         f"server, connect, claim, sweep) {fmt(1000 * median(m.server['start']), 0)} ms, "
         f"`prepare()` (hash files, find the template) "
         f"{fmt(1000 * median(m.server['prepare']), 0)} ms, `close()` (stop the server) "
@@ -726,7 +726,7 @@ METHOD = """\
     /usr/lib/postgresql/14/bin/pg_ctl, missing here; it then falls back to `pg_config
     --bindir` (15). `--postgresql-exec` is passed anyway, to pin the same binaries.
 - Raw baseline: right after our `fresh_db` runs, the driver starts our embedded server on that
-  warm cache (pytest_schemasync's `Session`) and times with psycopg, {n} times each,
+  warm cache (pytest_schemasync's `Scratch`) and times with psycopg, {n} times each,
   `CREATE DATABASE x TEMPLATE t STRATEGY ...` + `DROP DATABASE x`.
 - Interpreter: {python} PYTHONDONTWRITEBYTECODE (set in this workplace) is removed from
   the runs' environment, so imports use cached bytecode as on a developer's machine.

@@ -35,7 +35,8 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
-from .errors import SchemaSyncError
+from .errors import CatalogError, ConfigError
+from .names import sql_literal
 
 # Report order; diff sorts differences the same way.
 KINDS: tuple[str, ...] = (
@@ -81,9 +82,6 @@ class Snapshot:
     objects: dict[tuple[str, str], CatalogObject]  # (kind, identity) -> object, sorted
     schemas_excluded: list[str]  # schemas that matched the exclusion patterns
 
-    def __len__(self) -> int:
-        return len(self.objects)
-
 
 def normalize(text: str) -> str:
     """Line endings, trailing blanks and blank lines never count as drift.
@@ -99,10 +97,6 @@ def normalize(text: str) -> str:
 def _version(server_version: int) -> tuple[str, int]:
     major = server_version // 10000
     return f"{major}.{server_version % 10000}", major
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 # --- queries ---------------------------------------------------------------------------------
@@ -535,7 +529,7 @@ def _extensions(c: _Collector, rows: list[dict[str, Any]], excluded: list[str]) 
             continue
         c.add("extension", row["ident"], _lines(
             f"EXTENSION {row['ident']}",
-            f"VERSION {_literal(row['extversion'])}",
+            f"VERSION {sql_literal(row['extversion'])}",
             f"SCHEMA {row['nsp']}",
         ))
 
@@ -655,7 +649,7 @@ def _functions(c: _Collector, rows: list[dict[str, Any]]) -> None:
                 f"COMBINEFUNC = {row['combinefn']}" if row["combinefn"] else None,
                 f"MSFUNC = {row['mtransfn']}" if row["mtransfn"] else None,
                 f"SORTOP = {row['sortop']}" if row["sortop"] else None,
-                f"INITCOND = {_literal(row['agginitval'])}"
+                f"INITCOND = {sql_literal(row['agginitval'])}"
                 if row["agginitval"] is not None else None,
             )
         else:
@@ -690,7 +684,7 @@ def _types(c: _Collector, rows: list[dict[str, Any]]) -> None:
         typtype = row["typtype"]
         if typtype == "e":
             kind = "enum"
-            text = _lines(f"ENUM {ident}", *(f"  {_literal(label)}" for label in row["labels"]))
+            text = _lines(f"ENUM {ident}", *(f"  {sql_literal(label)}" for label in row["labels"]))
         elif typtype == "d":
             kind = "domain"
             text = _lines(
@@ -735,17 +729,17 @@ def snapshot(conn: psycopg.Connection[Any], options: CatalogOptions = DEFAULT_OP
     The connection must be idle; it is left idle with its autocommit setting unchanged.
     """
     if options.column_order not in ("warn", "ignore", "drift"):
-        raise ValueError(f"column_order must be 'warn', 'ignore' or 'drift', "
-                         f"not {options.column_order!r}")
+        raise ConfigError(f"column_order must be 'warn', 'ignore' or 'drift', "
+                          f"not {options.column_order!r}")
     status = conn.info.transaction_status
     if status != TransactionStatus.IDLE:
-        raise psycopg.ProgrammingError(
+        raise CatalogError(
             f"snapshot() needs an idle connection (it opens its own read-only transaction); "
             f"this one is {status.name}: commit or roll back first."
         )
     version, major = _version(conn.info.server_version)
     if major < MIN_MAJOR:
-        raise SchemaSyncError(
+        raise CatalogError(
             f"PostgreSQL {version} is too old for the schema check: the catalog queries need "
             f"PostgreSQL {MIN_MAJOR} or newer."
         )

@@ -20,9 +20,10 @@ from .config import SchemaSet, Settings
 from .databases import DatabaseManager
 from .diff import DiffResult, compare, render_markdown, render_text, to_json
 from .errors import ConfigError, ProductionError
+from .masking import mask_secrets
 from .migrations import AppliedMigration, MigrationStatus, compare_history, discover, read_history
 from .production import ProductionTarget, connect_readonly, resolve_production, system_identifier
-from .secrets import mask_secrets
+from .swap import write_atomic
 
 
 @dataclass
@@ -99,10 +100,14 @@ def catalog_options(schema_set: SchemaSet) -> CatalogOptions:
     return CatalogOptions(exclude_schemas=schema_set.exclude_schemas)
 
 
-def bundled_snapshot(manager: DatabaseManager, schema_set: SchemaSet) -> Snapshot:
-    """Snapshot of the cached template, read through a throwaway clone (nobody may connect
-    to a template)."""
-    database = manager.clone(schema_set.name, pooled=False)
+def bundled_snapshot(manager: DatabaseManager, schema_set: SchemaSet, *,
+                     remember: bool = True) -> Snapshot:
+    """Snapshot of the set's template, read through a throwaway clone (nobody may connect
+    to a template). Without ``remember`` the files are built as they are now without
+    becoming the set's template for the rest of the session (a refresh's old and staged
+    files)."""
+    database = (manager.clone(schema_set.name, pooled=False) if remember
+                else manager.clone_files(schema_set))
     try:
         with database.connect(autocommit=True) as conn:
             return snapshot(conn, catalog_options(schema_set))
@@ -139,7 +144,8 @@ def production_snapshot(
         if manager is not None:
             _refuse_same_server(manager, conn, schema_set, target)
         taken = snapshot(conn, catalog_options(schema_set))
-        history = read_history(conn) if schema_set.migrations is not None else None
+        history = (read_history(conn, denied=ProductionError)
+                   if schema_set.migrations is not None else None)
         return taken, history
     except psycopg.Error as exc:
         if isinstance(exc, psycopg.errors.LockNotAvailable):
@@ -188,10 +194,21 @@ def check_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSe
                     migrations)
 
 
-def check_all(manager: DatabaseManager, settings: Settings,
-              environ: Mapping[str, str] | None = None) -> list[SetCheck]:
-    checks = [c for s in settings.sets.values()
-              if (c := check_set(manager, settings, s, environ)) is not None]
+def check_sets(manager: DatabaseManager, settings: Settings, names: list[str] | None = None,
+               environ: Mapping[str, str] | None = None) -> list[SetCheck]:
+    """Check the sets named (each must have a production), or else every set that has one;
+    what ``pytest --schema-check`` and ``schemasync check`` both run."""
+    checks = []
+    for schema_set in ([settings.schema_set(n) for n in names] if names
+                       else settings.sets.values()):
+        check = check_set(manager, settings, schema_set, environ)
+        if check is not None:
+            checks.append(check)
+        elif names:
+            raise ConfigError(
+                f"Schema set {schema_set.name!r} names no production database: set "
+                f"production-url-env or production-dotenv for it."
+            )
     if not checks:
         raise ConfigError(
             "The schema check needs a production database, and no schema set names one. Set "
@@ -204,18 +221,14 @@ def check_all(manager: DatabaseManager, settings: Settings,
 def write_outputs(checks: list[SetCheck], json_path: Path | None,
                   markdown_path: Path | None) -> None:
     """Write the machine-readable results (written aside, then renamed into place)."""
+    for path in (json_path, markdown_path):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
     if json_path is not None:
         payload = {
             "drift": any(c.drift for c in checks),
             "sets": {c.schema_set.name: c.as_json() for c in checks},
         }
-        _write_atomic(json_path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        write_atomic(json_path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
     if markdown_path is not None:
-        _write_atomic(markdown_path, "\n\n".join(c.markdown() for c in checks) + "\n")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+        write_atomic(markdown_path, "\n\n".join(c.markdown() for c in checks) + "\n")

@@ -9,10 +9,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .config import OPTIONS, SchemaSet, Settings, build_settings, load_pyproject
-from .errors import ConfigError, DriftError, SchemaSyncError
-from .secrets import mask_dsn
-from .server import find_binaries, server_info_from_url
-from .session import Session
+from .errors import ConfigError, DriftError, ProductionError, SchemaSyncError
+from .masking import mask_dsn
+from .scratch import Scratch
+from .server import ServerKind, find_binaries, server_info_from_url
 
 # Flags that only make sense inside a pytest run.
 _PYTEST_ONLY = {"check", "refresh", "check_json", "check_markdown"}
@@ -51,30 +51,11 @@ def _url(args: argparse.Namespace) -> str:
     return str(args.url)
 
 
-def _selected_sets(settings: Settings, names: list[str] | None) -> list[str]:
-    for name in names or []:
-        settings.schema_set(name)  # clear error for an unknown set
-    return names or list(settings.sets)
-
-
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    from .check import check_set, write_outputs
+    from .check import check_sets, write_outputs
 
-    with Session(settings) as session:
-        checks = []
-        for name in _selected_sets(settings, args.set):
-            schema_set = settings.schema_set(name)
-            result = check_set(session.manager, settings, schema_set)
-            if result is None:
-                if args.set:
-                    raise ConfigError(
-                        f"Schema set {name!r} names no production database: set "
-                        f"production-url-env or production-dotenv for it."
-                    )
-                continue
-            checks.append(result)
-        if not checks:
-            raise ConfigError("No schema set names a production database to check against.")
+    with Scratch(settings) as scratch:
+        checks = check_sets(scratch.manager, settings, args.set)
         write_outputs(checks, args.json, args.markdown)
         for check in checks:
             print(check.status_line())
@@ -106,9 +87,10 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     schema_set = _migrations_set(settings, args.set)
     assert schema_set.migrations is not None
     local = discover(schema_set.migrations, schema_set.origin(schema_set.migrations))
-    target = ProductionTarget(server_info_from_url(_url(args), kind="target"), "command line")
+    target = ProductionTarget(server_info_from_url(_url(args), kind=ServerKind.TARGET),
+                              "command line")
     with connect_readonly(target, settings.connect_timeout) as conn:
-        history = read_history(conn)
+        history = read_history(conn, denied=ProductionError)
     status = compare_history(local, history)
     print(f"Migrations of set {schema_set.name!r} in {target.masked}:")
     if history is None:
@@ -124,7 +106,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
     schema_set = _migrations_set(settings, args.set)
     assert schema_set.migrations is not None
-    info = server_info_from_url(_url(args), kind="target")
+    info = server_info_from_url(_url(args), kind=ServerKind.TARGET)
     psql = find_binaries(settings.pg_bindir, need_server=False).tool("psql")
     status, ran = apply_pending(info, psql, schema_set.migrations, settings.root,
                                 set_name=schema_set.name, dry_run=args.dry_run,
@@ -143,28 +125,12 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_refresh(args: argparse.Namespace, settings: Settings) -> int:
-    from .refresh import refresh_set
+    from .refresh import refresh_sets
 
-    with Session(settings) as session:
-        names = _selected_sets(settings, args.set)
-        with_production = [n for n in names if args.set or _has_production(settings, n)]
-        if not with_production:
-            raise ConfigError("No schema set names a production database to refresh from.")
-        for name in with_production:
-            result = refresh_set(session.manager, settings, settings.schema_set(name),
-                                 dry_run=args.dry_run)
-            print(result.summary_line())
-            if args.dry_run and result.before.drift:
-                from .diff import render_text
-
-                print(render_text(result.before, header=[("schema set", name)]))
+    with Scratch(settings) as scratch:
+        for result in refresh_sets(scratch.manager, settings, args.set, dry_run=args.dry_run):
+            print("\n".join(result.report()))
         return 0
-
-
-def _has_production(settings: Settings, name: str) -> bool:
-    from .production import resolve_production
-
-    return resolve_production(settings, settings.schema_set(name)) is not None
 
 
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
@@ -195,7 +161,8 @@ def cmd_dump(args: argparse.Namespace, settings: Settings) -> int:
     from .refresh import dump_schema, normalize_dump
     from .swap import recover, replace_files
 
-    target = ProductionTarget(server_info_from_url(_url(args), kind="source"), "command line")
+    target = ProductionTarget(server_info_from_url(_url(args), kind=ServerKind.SOURCE),
+                              "command line")
     with connect_readonly(target, settings.connect_timeout) as conn:
         major = conn.info.server_version // 10000
     text, _ = dump_schema(target.info, major, exclude_schemas=tuple(args.exclude_schema or ()),
@@ -212,7 +179,7 @@ def cmd_dump(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_clean(args: argparse.Namespace, settings: Settings) -> int:
-    from .cache import cache_in_use, default_cache_root, is_cache_dir, remove_cache
+    from .clusters import cache_in_use, default_cache_root, is_cache_dir, remove_cache
 
     root = settings.cache_dir or default_cache_root()
     if args.all:
@@ -230,11 +197,11 @@ def cmd_clean(args: argparse.Namespace, settings: Settings) -> int:
         if busy is not None:  # checked first: starting a throwaway cluster would be pointless
             raise ConfigError(f"A running pytest session uses {busy}; run `schemasync clean` "
                               f"again when it has finished.")
-    with Session(settings) as session:
+    with Scratch(settings) as session:
         if session.lease is not None and not session.lease.cached:
             raise ConfigError(f"A running pytest session uses the cache in {root}; run "
                               f"`schemasync clean` again when it has finished.")
-        dropped = session.manager.drop_project_templates()
+        dropped = session.manager.templates.drop_project()
         print(f"dropped {len(dropped)} template(s) of {settings.root} on "
               f"{session.describe()}" + "".join(f"\n  {name}" for name in dropped))
     return 0

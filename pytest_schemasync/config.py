@@ -98,7 +98,6 @@ OPTIONS: tuple[Option, ...] = (
            kind="int", default=20, minimum=0),
 )
 
-OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
 DEFAULT_SET_NAME = "default"
 _SET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import DEFAULT_OPTIONS, KINDS, CatalogObject, CatalogOptions, Snapshot
-from .secrets import mask_dsn
+from .masking import mask_dsn
 
 CHANGES: tuple[str, ...] = ("missing", "extra", "changed")
 # "column order" only appears with CatalogOptions(column_order="drift").

@@ -3,7 +3,7 @@
 The pytest layer turns these into ``pytest.UsageError`` / ``pytest.exit``; the CLI prints
 the message and exits with ``exit_code``: 10 for drift, 11 when production cannot be reached or
 read, 4 (pytest's usage-error status) for everything else. Messages must never contain a
-password: build them with ``mask_dsn`` from :mod:`pytest_schemasync.secrets`.
+password: build them with ``mask_dsn`` from :mod:`pytest_schemasync.masking`.
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ class SchemaFileError(SchemaSyncError):
 
 class SchemaInstallError(SchemaSyncError):
     """A schema file failed while it was being installed into a scratch database."""
+
+
+class CatalogError(SchemaSyncError):
+    """A catalog could not be read: the server is too old, or the connection was not idle."""
 
 
 class ProductionError(SchemaSyncError):

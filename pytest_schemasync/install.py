@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SchemaFileError, SchemaInstallError
-from .secrets import mask_secrets
+from .masking import mask_secrets
 from .server import ServerInfo
 from .sqltext import blank_restrict_lines, meta_commands, statement_at_line
 

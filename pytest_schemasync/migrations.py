@@ -10,9 +10,10 @@ from typing import Any
 
 import psycopg
 
-from .errors import MigrationError, ProductionError, SchemaSyncError
+from .errors import MigrationError, SchemaSyncError
 from .install import InstallTarget, read_schema_file, run_sql
-from .secrets import mask_dsn
+from .masking import mask_dsn
+from .names import LOCK_NAMESPACE, MIGRATE_LOCK, sql_literal
 from .server import ServerInfo
 
 _NAME = re.compile(r"^(?P<version>\d+)_(?P<slug>[A-Za-z0-9_\-]+)\.sql$")
@@ -87,15 +88,11 @@ def select_before(migrations: list[Migration], before: str | None) -> list[Migra
     return [m for m in migrations if m.number < limit]
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def recording_sql(migration: Migration, script_path: str,
                   applied_by: str | None) -> tuple[str, str]:
     """psql text to run before and after a migration so it is recorded in the same transaction."""
     prelude = "SELECT clock_timestamp() AS schemasync_t0 \\gset\n"
-    who = _literal(applied_by) if applied_by else "current_user"
+    who = sql_literal(applied_by) if applied_by else "current_user"
     # psql runs a file's last statement at end of input even without a ';'; the ';' here
     # ends such a statement so it does not run into the history DDL (alone it is a no-op).
     epilogue = (
@@ -103,10 +100,10 @@ def recording_sql(migration: Migration, script_path: str,
         + HISTORY_TABLE_DDL
         + "INSERT INTO public.schema_migrations (version, description, checksum, applied_at, "
         "applied_by, execution_time_ms, script_path) VALUES ("
-        f"{_literal(migration.version)}, {_literal(migration.description)}, "
-        f"{_literal(migration.checksum)}, now(), {who}, "
+        f"{sql_literal(migration.version)}, {sql_literal(migration.description)}, "
+        f"{sql_literal(migration.checksum)}, now(), {who}, "
         "(extract(epoch FROM clock_timestamp() - :'schemasync_t0'::timestamptz) * 1000)::integer, "
-        f"{_literal(script_path)});\n"
+        f"{sql_literal(script_path)});\n"
     )
     return prelude, epilogue
 
@@ -130,9 +127,9 @@ class AppliedMigration:
 
     def insert_values(self) -> str:
         timing = "NULL" if self.execution_time_ms is None else str(self.execution_time_ms)
-        return (f"({_literal(self.version)}, {_literal(self.description)}, "
-                f"{_literal(self.checksum)}, {_literal(self.applied_at)}, "
-                f"{_literal(self.applied_by)}, {timing}, {_literal(self.script_path)})")
+        return (f"({sql_literal(self.version)}, {sql_literal(self.description)}, "
+                f"{sql_literal(self.checksum)}, {sql_literal(self.applied_at)}, "
+                f"{sql_literal(self.applied_by)}, {timing}, {sql_literal(self.script_path)})")
 
 
 def history_insert_sql(history: list[AppliedMigration]) -> str:
@@ -149,8 +146,11 @@ def history_insert_sql(history: list[AppliedMigration]) -> str:
     )
 
 
-def read_history(conn: psycopg.Connection[Any]) -> list[AppliedMigration] | None:
-    """The recorded migrations, or None when the database has no history table. Read-only."""
+def read_history(conn: psycopg.Connection[Any], *,
+                 denied: type[SchemaSyncError] = MigrationError) -> list[AppliedMigration] | None:
+    """The recorded migrations, or None when the database has no history table. Read-only.
+    ``denied`` is the error raised when the role may not read it (ProductionError where
+    the database is production)."""
     try:
         with conn.transaction():
             exists = conn.execute("SELECT to_regclass('public.schema_migrations') IS NOT NULL"
@@ -173,7 +173,7 @@ def read_history(conn: psycopg.Connection[Any]) -> list[AppliedMigration] | None
             f"execution_time_ms. Another migration tool may own that table."
         ) from None
     except psycopg.errors.InsufficientPrivilege as exc:
-        raise ProductionError(
+        raise denied(
             f"Cannot read public.schema_migrations in database {conn.info.dbname!r} as role "
             f"{conn.info.user!r}: {str(exc).strip().splitlines()[0]}. Grant it SELECT on "
             f"that table (reading the history needs nothing more)."
@@ -255,7 +255,7 @@ def apply_pending(info: ServerInfo, psql: Path, migrations_dir: Path, root: Path
         raise MigrationError(mask_dsn(f"Cannot connect to {info.url()}: {exc}".strip())) from None
     with conn:
         # One migrator at a time per database; released when the connection closes.
-        conn.execute("SELECT pg_advisory_lock(%s, %s)", (0x5353, 0x4D494752))
+        conn.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_NAMESPACE, MIGRATE_LOCK))
         status = compare_history(local, read_history(conn))
         if status.edited:
             migration, applied = status.edited[0]

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 from .config import OPTIONS, Settings, build_settings, load_pyproject
-from .errors import DriftError, RefreshError, SchemaSyncError
-from .secrets import mask_dsn
+from .errors import DriftError, SchemaSyncError
+from .masking import mask_dsn
 
 # psycopg and the core are imported when first needed: a project that has the plugin
 # installed but does not use it pays nothing for it at start-up.
@@ -22,13 +22,13 @@ if TYPE_CHECKING:
     import psycopg
 
     from .databases import Database, Template
-    from .session import Session
+    from .scratch import Scratch
 
 if TYPE_CHECKING:
     from .check import SetCheck
 
 settings_key = pytest.StashKey[Settings]()
-session_key = pytest.StashKey["Session"]()
+scratch_key = pytest.StashKey["Scratch"]()
 session_args_key = pytest.StashKey[tuple[Settings, str, "dict[str, Any] | None"]]()
 templates_key = pytest.StashKey[list["Template"]]()
 lines_key = pytest.StashKey[list[str]]()
@@ -157,15 +157,15 @@ def pytest_configure(config: pytest.Config) -> None:
                 signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
 
 
-def _session(config: pytest.Config) -> Session:
+def _scratch(config: pytest.Config) -> Scratch:
     """This process's session, created on first use."""
-    ss = config.stash.get(session_key, None)
-    if ss is None:
-        from .session import Session
+    scratch = config.stash.get(scratch_key, None)
+    if scratch is None:
+        from .scratch import Scratch
 
         settings, worker, attach = config.stash[session_args_key]
-        ss = config.stash[session_key] = Session(settings, worker=worker, attach=attach)
-    return ss
+        scratch = config.stash[scratch_key] = Scratch(settings, worker=worker, attach=attach)
+    return scratch
 
 
 def _needs_eager_start(config: pytest.Config, settings: Settings) -> bool:
@@ -181,23 +181,23 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     settings = config.stash[settings_key]
     if not _needs_eager_start(config, settings):
         return
-    ss = _session(config)
+    scratch = _scratch(config)
     try:
-        ss.start()
+        scratch.start()
         if settings.refresh:
-            _refresh(config, ss, settings)
+            _refresh(config, scratch, settings)
             if settings.dry_run:
                 pytest.exit("schemasync: dry run; nothing was written and no tests were run",
                             returncode=0)
-        if settings.check and ss.server is not None and ss.server.kind == "existing":
+        if settings.check and scratch.server is not None and scratch.server.kind == "existing":
             from .check import refuse_scratch_as_production
 
-            refuse_scratch_as_production(ss.manager, settings)  # before building anything
-        config.stash[templates_key] = ss.prepare(rebuild=settings.rebuild)
+            refuse_scratch_as_production(scratch.manager, settings)  # before building anything
+        config.stash[templates_key] = scratch.prepare(rebuild=settings.rebuild)
         if settings.check:
-            from .check import check_all, write_outputs
+            from .check import check_sets, write_outputs
 
-            checks = check_all(ss.manager, settings)
+            checks = check_sets(scratch.manager, settings)
             config.stash[checks_key] = checks
             config.stash[lines_key].extend(f"schemasync: {c.status_line()}" for c in checks)
             write_outputs(checks, settings.check_json, settings.check_markdown)
@@ -212,22 +212,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                     f"{mask_dsn(str(exc).strip())}", returncode=SchemaSyncError.exit_code)
 
 
-def _refresh(config: pytest.Config, ss: Session, settings: Settings) -> None:
-    from .diff import render_text
-    from .production import resolve_production
-    from .refresh import refresh_set
+def _refresh(config: pytest.Config, scratch: Scratch, settings: Settings) -> None:
+    from .refresh import refresh_sets
 
     tr = config.pluginmanager.get_plugin("terminalreporter")
-    names = [n for n, s in settings.sets.items() if resolve_production(settings, s) is not None]
-    if not names:
-        raise RefreshError("--refresh-schema: no schema set names a production database.")
-    for name in names:
-        result = refresh_set(ss.manager, settings, settings.sets[name], dry_run=settings.dry_run)
+    for result in refresh_sets(scratch.manager, settings, dry_run=settings.dry_run):
         config.stash[lines_key].append(f"schemasync: {result.summary_line()}")
         if tr is not None:
-            tr.write_line(f"schemasync: {result.summary_line()}")
-            if settings.dry_run and result.before.drift:
-                tr.write_line(render_text(result.before, header=[("schema set", name)]))
+            lines = result.report()
+            tr.write_line(f"schemasync: {lines[0]}")
+            for line in lines[1:]:
+                tr.write_line(line)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -249,14 +244,14 @@ def pytest_collection(session: pytest.Session) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     if _is_worker(config) or session_args_key not in config.stash:
         return []
-    ss = config.stash.get(session_key, None)
-    if ss is None or ss.server is None:
+    scratch = config.stash.get(scratch_key, None)
+    if scratch is None or scratch.server is None:
         return ["schemasync: embedded server starts on first use of a database fixture"]
-    lines = [f"schemasync: {ss.describe()}"]
-    if ss.lease is not None and ss.lease.found_orphan:
+    lines = [f"schemasync: {scratch.describe()}"]
+    if scratch.lease is not None and scratch.lease.found_orphan:
         lines.append("schemasync: stopped a server left running by a killed session")
-    if ss.lease is not None and ss.lease.preloaded.problem:
-        lines.append(f"schemasync: warning: {ss.lease.preloaded.problem}")
+    if scratch.lease is not None and scratch.lease.preloaded.problem:
+        lines.append(f"schemasync: warning: {scratch.lease.preloaded.problem}")
     for template in config.stash.get(templates_key, []):
         how = ("from cache" if template.from_cache
                else f"built in {template.seconds:.2f}s")
@@ -267,21 +262,21 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 @pytest.hookimpl(trylast=True)  # after pytest has torn down session-scoped fixtures
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    ss = session.config.stash.get(session_key, None)
-    if ss is None or ss._manager is None:
+    scratch = session.config.stash.get(scratch_key, None)
+    if scratch is None or scratch._manager is None:
         return
     try:
-        for problem in ss.close_databases():
+        for problem in scratch.close_databases():
             warnings.warn(SchemaSyncWarning(problem), stacklevel=1)
     except Exception as exc:
         warnings.warn(SchemaSyncWarning(f"cleanup of test databases failed: {exc}"), stacklevel=1)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    ss = config.stash.get(session_key, None)
+    scratch = config.stash.get(scratch_key, None)
     try:
-        if ss is not None:
-            ss.close()
+        if scratch is not None:
+            scratch.close()
     except Exception as exc:  # teardown trouble is reported, not a failure
         tr = config.pluginmanager.get_plugin("terminalreporter")
         if tr is not None:
@@ -300,9 +295,9 @@ class XdistHooks:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        ss = _session(self.config)
+        scratch = _scratch(self.config)
         try:
-            node.workerinput["schemasync"] = ss.worker_payload()
+            node.workerinput["schemasync"] = scratch.worker_payload()
         except SchemaSyncError as exc:
             pytest.exit(f"schemasync: {exc}", returncode=exc.exit_code)
 
@@ -338,15 +333,15 @@ def _or_fail(action: Callable[[], T]) -> T:
 
 
 @pytest.fixture(scope="session")
-def schemasync(request: pytest.FixtureRequest) -> Session:
+def schemasync(request: pytest.FixtureRequest) -> Scratch:
     """The session's server and databases (``.manager``, ``.server``)."""
-    ss = _session(request.config)
-    _or_fail(ss.start)
-    return ss
+    scratch = _scratch(request.config)
+    _or_fail(scratch.start)
+    return scratch
 
 
 @pytest.fixture
-def db(schemasync: Session, request: pytest.FixtureRequest) -> Iterator[psycopg.Connection[Any]]:
+def db(schemasync: Scratch, request: pytest.FixtureRequest) -> Iterator[psycopg.Connection[Any]]:
     """A connection to a database with the schema set installed; the test's changes are
     rolled back afterwards. Use ``with db.transaction():`` for savepoints."""
     import psycopg
@@ -394,7 +389,7 @@ DbFactory = Callable[..., "Database"]
 
 
 @pytest.fixture
-def schemasync_db_factory(schemasync: Session,
+def schemasync_db_factory(schemasync: Scratch,
                           request: pytest.FixtureRequest) -> Iterator[DbFactory]:
     """``factory(set_name=None, *, before=None) -> Database``: whole databases cloned from
     the template, dropped after the test."""

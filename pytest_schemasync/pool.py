@@ -31,8 +31,6 @@ class ClonePool:
         self._jobs: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []
-        self.hits = 0
-        self.misses = 0
 
     def _ensure_thread(self) -> None:
         if self._thread is None:
@@ -45,10 +43,6 @@ class ClonePool:
         with self._lock:
             ready = self._ready.setdefault(template, [])
             name = ready.pop(0) if ready else None
-        if name is None:
-            self.misses += 1
-        else:
-            self.hits += 1
         if not self.errors:
             self._ensure_thread()
             self._jobs.put(("fill", template))

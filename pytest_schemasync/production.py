@@ -19,10 +19,13 @@ from dotenv import dotenv_values
 
 from .config import SchemaSet, Settings
 from .errors import ConfigError, ProductionError
-from .secrets import mask_secrets
-from .server import ServerInfo, server_info_from_url
+from .masking import mask_secrets
+from .server import LIBPQ_ENV, ServerInfo, ServerKind, server_info_from_url
 
 # The layout teams already keep in .env.production files.
+# The PG* variables that name production when nothing else does.
+_PRODUCTION = ServerKind.PRODUCTION
+_PG_VARIABLES = ("host", "port", "user", "password", "dbname", "sslmode", "sslrootcert")
 DOTENV_KEYS = {
     "DB_HOST": "host", "DB_PORT": "port", "DB_NAME": "dbname", "DB_USER": "user",
     "DB_PASSWORD": "password", "DB_SSL_MODE": "sslmode", "DB_SSL_ROOT_CERT": "sslrootcert",
@@ -59,7 +62,7 @@ def _from_dotenv(path: Path, origin: str) -> ServerInfo:
     missing = [k for k in ("DB_HOST", "DB_NAME", "DB_USER") if k not in values]
     if missing:
         raise ConfigError(f"{path}: missing {', '.join(missing)} (needed to reach production).")
-    info = server_info_from_url(psycopg.conninfo.make_conninfo(**parts), kind="production")
+    info = server_info_from_url(psycopg.conninfo.make_conninfo(**parts), kind=_PRODUCTION)
     return info
 
 
@@ -79,20 +82,19 @@ def resolve_production(settings: Settings, schema_set: SchemaSet,
     candidates.append((specific, f"env {specific}"))
     for var, source in candidates:
         if environ.get(var):
-            return ProductionTarget(server_info_from_url(environ[var], kind="production"), source)
+            return ProductionTarget(server_info_from_url(environ[var], kind=_PRODUCTION), source)
     if schema_set.production_dotenv is not None:
         path = schema_set.production_dotenv
         return ProductionTarget(_from_dotenv(path, schema_set.origin(path)), f"file {path.name}")
     if schema_set.name == settings.default_set:
         if settings.production_url:
             return ProductionTarget(server_info_from_url(settings.production_url,
-                                                         kind="production"),
+                                                         kind=_PRODUCTION),
                                     "--schemasync-production-url")
         if environ.get("PGHOST") and environ.get("PGDATABASE"):
-            pg = {"PGHOST": "host", "PGPORT": "port", "PGUSER": "user", "PGPASSWORD": "password",
-                  "PGDATABASE": "dbname", "PGSSLMODE": "sslmode", "PGSSLROOTCERT": "sslrootcert"}
-            parts = {key: environ[var] for var, key in pg.items() if environ.get(var)}
-            info = server_info_from_url(psycopg.conninfo.make_conninfo(**parts), kind="production")
+            parts = {key: environ[LIBPQ_ENV[key]] for key in _PG_VARIABLES
+                     if environ.get(LIBPQ_ENV[key])}
+            info = server_info_from_url(psycopg.conninfo.make_conninfo(**parts), kind=_PRODUCTION)
             return ProductionTarget(info, "PG* variables")
     return None
 

@@ -20,10 +20,10 @@ from .check import bundled_snapshot, catalog_options, production_snapshot
 from .config import SchemaSet, Settings
 from .databases import DatabaseManager
 from .diff import DiffResult, compare, render_markdown, render_text
-from .errors import RefreshError
+from .errors import ConfigError, RefreshError
+from .masking import mask_secrets
 from .migrations import history_insert_sql
 from .production import ProductionTarget, resolve_production
-from .secrets import mask_secrets
 from .server import ServerInfo, find_pg_dump
 from .sqltext import split_statements
 from .swap import recover, replace_files
@@ -203,6 +203,13 @@ class RefreshResult:
         where = f" (backup {self.backup})" if self.backup else ""
         return f"refresh {self.schema_set.name!r}: {verb} {files}{where}"
 
+    def report(self) -> list[str]:
+        """What to print: the summary line, and on a dry run what would change."""
+        lines = [self.summary_line()]
+        if self.dry_run and self.before.drift:
+            lines.append(render_text(self.before, header=[("schema set", self.schema_set.name)]))
+        return lines
+
 
 def _counts(snap: Snapshot) -> dict[str, int]:
     counts: dict[str, int] = {}
@@ -235,14 +242,6 @@ def _summary(schema_set: SchemaSet, target: ProductionTarget, production: Snapsh
         "already described production.",
     ]
     return "\n".join(lines) + "\n"
-
-
-def _side_manager(manager: DatabaseManager, settings: Settings, suffix: str) -> DatabaseManager:
-    """A manager of its own on the session's server: the templates it uses are not cached as
-    the set's templates of the session."""
-    return DatabaseManager(manager.server, settings, token=manager.token,
-                           worker=manager.worker + suffix, psql=manager.psql,
-                           exclusive=False, events=manager.events)
 
 
 def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSet, *,
@@ -278,14 +277,9 @@ def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: Schema
         empty = Snapshot(production.server_version, production.server_major, {}, [])
         before = compare(empty, production, catalog_options(schema_set))
     else:
-        # The old files are read through a manager of our own: the session's manager would
-        # keep their template as the set's, and a pytest session would run on the old files.
-        before_manager = _side_manager(manager, settings, "b")
-        try:
-            before = compare(bundled_snapshot(before_manager, schema_set), production,
-                             catalog_options(schema_set))
-        finally:
-            before_manager.close()
+        # Not as the set's template: a pytest session would then run on the old files.
+        before = compare(bundled_snapshot(manager, schema_set, remember=False), production,
+                         catalog_options(schema_set))
     if dry_run or not changed:
         # Nothing to replace: an unchanged production leaves the files (and backups) alone.
         return RefreshResult(schema_set, target, [settings.shown(p) for p in changed], None,
@@ -321,18 +315,14 @@ def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: Schema
     proof_set = replace(schema_set, files=tuple(staged.get(p, p) for p in schema_set.files),
                         origins={**schema_set.origins,
                                  **{v: f"staged {v.relative_to(backup)}" for v in staged.values()}})
-    proof_settings = replace(settings, sets={**settings.sets, schema_set.name: proof_set})
-    proof_manager = _side_manager(manager, proof_settings, "r")
     try:
-        after = compare(bundled_snapshot(proof_manager, proof_set), production,
+        after = compare(bundled_snapshot(manager, proof_set, remember=False), production,
                         catalog_options(schema_set))
     except Exception as exc:
         raise RefreshError(
             f"The refreshed files for set {schema_set.name!r} do not install; nothing was "
             f"replaced. The dump is kept in {backup} for inspection.\n{exc}"
         ) from None
-    finally:
-        proof_manager.close()
     if after.drift:
         header = [("staged files", str(backup / "new"))]
         raise RefreshError(
@@ -349,6 +339,23 @@ def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: Schema
     prune_backups(settings.backup_dir, settings.backup_keep)
     return RefreshResult(schema_set, target, [settings.shown(p) for p in changed], backup,
                          before, dry_run=False)
+
+
+def refresh_sets(manager: DatabaseManager, settings: Settings, names: list[str] | None = None,
+                 *, dry_run: bool = False) -> list[RefreshResult]:
+    """Refresh the sets named (each must have a production), or else every set that has
+    one; what ``pytest --refresh-schema`` and ``schemasync refresh`` both run."""
+    if names:
+        chosen = [settings.schema_set(name) for name in names]
+    else:
+        chosen = [s for s in settings.sets.values()
+                  if resolve_production(settings, s) is not None]
+        if not chosen:
+            raise ConfigError(
+                "No schema set names a production database to refresh from. Set "
+                "production-url-env (or production-dotenv) under [tool.schemasync.sets.<name>], "
+                "or export SCHEMASYNC_PRODUCTION_URL_<SET>.")
+    return [refresh_set(manager, settings, s, dry_run=dry_run) for s in chosen]
 
 
 def rollback(settings: Settings, backup: Path | None = None) -> tuple[Path, list[Path]]:

@@ -17,12 +17,13 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from .errors import ConfigError, PostgresNotFoundError, ServerError
-from .secrets import mask_dsn
+from .masking import mask_dsn
 
 SERVER_TOOLS = ("initdb", "pg_ctl", "postgres")
 DEFAULT_SUPERUSER = "schemasync"
@@ -249,11 +250,21 @@ def check_reachable(path: Path, user: OsUser | None, *, what: str = "",
 # --- where a server is ---------------------------------------------------------------
 
 
+class ServerKind(StrEnum):
+    """What a server is to us; it decides what we may do there."""
+
+    EMBEDDED = "embedded"  # our own cluster: the test server
+    EXISTING = "existing"  # a server named by --schemasync-server-url: the test server
+    PRODUCTION = "production"  # a set's production: only ever read
+    TARGET = "target"  # a database named on the command line (status, migrate)
+    SOURCE = "source"  # a database `schemasync dump` reads
+
+
 @dataclass(frozen=True)
 class ServerInfo:
     """How to reach a server; plain data so it can travel to xdist workers."""
 
-    kind: str  # "embedded" or "existing"
+    kind: ServerKind
     host: str
     port: int
     user: str
@@ -291,17 +302,11 @@ class ServerInfo:
 
     def libpq_env(self, dbname: str | None = None) -> dict[str, str]:
         """Environment for libpq programs (psql, pg_dump): the password never goes on argv."""
-        env = {
-            "PGHOST": self.host, "PGPORT": str(self.port), "PGUSER": self.user,
-            "PGDATABASE": dbname or self.admin_db,
-        }
+        params = {"host": self.host, "port": str(self.port), "user": self.user,
+                  "dbname": dbname or self.admin_db, **self.params}
         if self.password:
-            env["PGPASSWORD"] = self.password
-        for key, value in self.params.items():
-            env_name = _LIBPQ_ENV.get(key)
-            if env_name:
-                env[env_name] = str(value)
-        return env
+            params["password"] = self.password
+        return {LIBPQ_ENV[k]: str(v) for k, v in params.items() if k in LIBPQ_ENV}
 
     def client_env(self, dbname: str | None = None, options: str = "") -> dict[str, str]:
         """The environment for a libpq program (psql, pg_dump) run against this server: the
@@ -318,24 +323,29 @@ class ServerInfo:
         return mask_dsn(f"{self.kind} PostgreSQL{version} at {where} as {self.user}")
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data["kind"] = str(self.kind)  # plain types only: execnet carries it to workers
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ServerInfo:
-        return cls(**data)
+        return cls(**{**data, "kind": ServerKind(data["kind"])})
 
     def with_version(self, version: str) -> ServerInfo:
         return replace(self, version=version, major=int(version.split(".")[0]))
 
 
-_LIBPQ_ENV = {
-    "sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT",
-    "sslkey": "PGSSLKEY", "connect_timeout": "PGCONNECT_TIMEOUT", "options": "PGOPTIONS",
-    "application_name": "PGAPPNAME", "target_session_attrs": "PGTARGETSESSIONATTRS",
+# libpq's connection parameters and the environment variables it reads them from.
+LIBPQ_ENV = {
+    "host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD",
+    "dbname": "PGDATABASE", "sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY", "connect_timeout": "PGCONNECT_TIMEOUT",
+    "options": "PGOPTIONS", "application_name": "PGAPPNAME",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
 }
 
 
-def server_info_from_url(url: str, kind: str = "existing") -> ServerInfo:
+def server_info_from_url(url: str, kind: ServerKind = ServerKind.EXISTING) -> ServerInfo:
     """Parse a libpq URL or key=value DSN naming one server."""
     example = "Expected e.g. postgresql://user:password@host:5432/postgres."
     authority = url.split("://", 1)[1].split("/", 1)[0] if "://" in url else ""
@@ -500,15 +510,7 @@ class EmbeddedCluster:
     def running_pid(self) -> int | None:
         """The postmaster's pid if one is alive for this data directory."""
         pid = pid_in_file(self.data_dir)
-        if pid is None:
-            return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return pid
-        return pid
+        return pid if pid is not None and process_alive(pid) else None
 
     def start(self) -> None:
         if self.os_user is not None and self.data_dir.is_dir():
@@ -596,6 +598,6 @@ class EmbeddedCluster:
             raise ServerError(f"Could not stop the server in {self.data_dir}: {result.stderr}")
 
     def info(self) -> ServerInfo:
-        return ServerInfo(kind="embedded", host=str(self.socket_dir), port=self.port,
+        return ServerInfo(kind=ServerKind.EMBEDDED, host=str(self.socket_dir), port=self.port,
                           user=self.superuser, admin_db="postgres",
                           major=self.binaries.major, version=self.binaries.version)

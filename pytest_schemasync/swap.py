@@ -20,11 +20,15 @@ def _journal_path(root: Path) -> Path:
     return root / JOURNAL
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``path`` aside, then rename it into place: readers see the old or the new text."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def _write_journal(root: Path, payload: dict[str, object]) -> None:
-    journal = _journal_path(root)
-    tmp = journal.with_name(journal.name + ".tmp")
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, journal)
+    write_atomic(_journal_path(root), json.dumps(payload))
 
 
 def replace_files(root: Path, new_texts: dict[Path, str]) -> None:
@@ -64,11 +68,7 @@ def recover(root: Path) -> list[Path]:
                 os.replace(aside, path)
                 done.append(path)
         journal.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        _journal_path(root).with_name(JOURNAL + ".tmp").unlink(missing_ok=True)
+    for tmp in root.glob(f"{JOURNAL}.*.tmp"):  # a journal write that was cut short
+        with contextlib.suppress(OSError):
+            tmp.unlink()
     return done
-
-
-def clean_strays(paths: list[Path]) -> None:
-    for path in paths:
-        path.with_name(path.name + NEW_SUFFIX).unlink(missing_ok=True)

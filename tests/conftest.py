@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from pytest_schemasync.cache import acquire_cluster
+from pytest_schemasync.clusters import acquire_cluster
 from pytest_schemasync.server import find_binaries, server_os_user
 
 pytest_plugins = ["pytester"]

@@ -19,7 +19,7 @@ from conftest import (
 )
 from filelock import FileLock
 
-from pytest_schemasync.cache import acquire_cluster
+from pytest_schemasync.clusters import acquire_cluster
 from pytest_schemasync.server import find_binaries, process_alive, server_os_user
 
 

@@ -25,7 +25,7 @@ from conftest import (
     shm_base,
 )
 
-from pytest_schemasync.cache import acquire_cluster
+from pytest_schemasync.clusters import acquire_cluster
 from pytest_schemasync.errors import SchemaSyncError
 from pytest_schemasync.server import ServerInfo, find_binaries, server_os_user
 

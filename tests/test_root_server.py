@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import make_project, output_of, run_inner
 
-from pytest_schemasync.cache import _socket_dir
+from pytest_schemasync.clusters import _socket_dir
 from pytest_schemasync.errors import SchemaSyncError
 from pytest_schemasync.server import server_os_user
 

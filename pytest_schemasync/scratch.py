@@ -1,4 +1,5 @@
-"""One pytest-free session: find or start the server, then hand out databases.
+"""The scratch side of one run, without pytest: find or start the test server, then hand
+out databases.
 
 The owner (pytest's controller, or the only process) starts or attaches to the server and
 cleans up; xdist workers attach to the owner's server with the ``ServerInfo`` it passed on.
@@ -13,10 +14,10 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cache import ClusterLease, acquire_cluster, default_cache_root, ensure_cache_dir
+from .clusters import ClusterLease, acquire_cluster, default_cache_root, ensure_cache_dir
 from .config import Settings
 from .errors import ConfigError, PostgresNotFoundError, ServerError
-from .secrets import mask_dsn
+from .masking import mask_dsn
 from .server import (
     PgBinaries,
     ServerInfo,
@@ -48,7 +49,10 @@ def _import_client() -> None:
         importlib.import_module(".databases", __package__)
 
 
-class Session:
+class Scratch:
+    """The test server of one run and the databases on it (named so as not to be confused
+    with ``pytest.Session``)."""
+
     def __init__(self, settings: Settings, *, worker: str = "m",
                  attach: dict[str, Any] | None = None) -> None:
         self.settings = settings
@@ -138,7 +142,7 @@ class Session:
     def _remember_libraries(self) -> None:
         if self.lease is not None and self.lease.preloaded.file is not None and self._manager:
             with contextlib.suppress(Exception):  # only a speed-up
-                self.lease.remember_libraries(self._manager.template_libraries())
+                self.lease.remember_libraries(self._manager.templates.libraries())
 
     def close_databases(self) -> list[str]:
         """Drop this process's databases (the owner also those of crashed workers) and
@@ -159,7 +163,7 @@ class Session:
                 lease, self.lease = self.lease, None
                 lease.release()
 
-    def __enter__(self) -> Session:
+    def __enter__(self) -> Scratch:
         try:
             self.start()
         except BaseException:

@@ -1,10 +1,9 @@
-"""The cache: where clusters live, the content hash that names a template, and the locks.
+"""The embedded clusters: the kept one in the cache folder and leases on it, private
+throwaway ones, preloaded libraries, and removing the cache.
 
-Like Rails' ``maintain_test_schema``, a template is keyed by a hash of what built it (file
-contents, migrations, server major), so a changed file is a new template and an unchanged one
-costs nothing. The embedded cluster is kept across sessions (on tmpfs when there is one); one
-session owns it at a time through a file lock, and a second concurrent session gets a private,
-throwaway cluster instead of waiting.
+The embedded cluster is kept across sessions (on tmpfs when there is one), so its templates
+are a cache; one session owns it at a time through a file lock, and a second concurrent
+session gets a private, throwaway cluster instead of waiting.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import contextlib
 import hashlib
 import os
 import re
-import secrets as _random
+import secrets
 import shutil
 import signal
 import tempfile
@@ -23,11 +22,10 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .config import SchemaSet
 from .errors import ConfigError, ServerError
 from .server import EmbeddedCluster, OsUser, PgBinaries, pid_in_file, process_alive
+from .swap import write_atomic
 
-CACHE_FORMAT = "1"  # bump when the template layout changes, so old templates are not reused
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This file is a cache directory tag created by pytest-schemasync.\n"
@@ -80,20 +78,6 @@ def cache_dir_error(path: Path, exc: OSError) -> ConfigError:
         f"Cannot create the cache directory {path}: {exc.strerror or exc}. Choose a writable "
         f"one with --schemasync-cache-dir / SCHEMASYNC_CACHE_DIR."
     )
-
-
-def content_hash(schema_set: SchemaSet, files: list[Path], server_major: int,
-                 extra: tuple[str, ...] = ()) -> str:
-    """Hash of everything that shapes a template: paths, bytes, order, server major."""
-    digest = hashlib.sha256()
-    digest.update(f"schemasync:{CACHE_FORMAT}:pg{server_major}:{schema_set.name}\n".encode())
-    for path in files:
-        digest.update(path.name.encode() + b"\0")
-        digest.update(path.read_bytes())
-        digest.update(b"\0")
-    for item in extra:
-        digest.update(item.encode() + b"\0")
-    return digest.hexdigest()
 
 
 def is_cache_dir(path: Path) -> bool:
@@ -208,9 +192,7 @@ class ClusterLease:
             known = set(saved_libraries(path))
             if libraries <= known:
                 return
-            partial = path.with_name(f"{path.name}.{os.getpid()}")
-            partial.write_text("".join(f"{name}\n" for name in sorted(known | libraries)))
-            os.replace(partial, path)
+            write_atomic(path, "".join(f"{name}\n" for name in sorted(known | libraries)))
 
     def release(self) -> None:
         try:
@@ -376,7 +358,7 @@ def _private_cluster(root: Path, binaries: PgBinaries, os_user: OsUser | None, b
     private = root / "private"
     private.mkdir(exist_ok=True)
     os.chmod(private, 0o755)
-    entry = private / f"{os.getpid()}-{_random.token_hex(3)}"
+    entry = private / f"{os.getpid()}-{secrets.token_hex(3)}"
     entry.mkdir()
     lock = FileLock(str(entry / "owner.lock"))
     lock.acquire(timeout=0)
