@@ -125,7 +125,9 @@ class _Item:
     meta: MetaCommand | None = None
 
 
-class _Scanner:
+class _Lines:
+    """The input as psql reads it: line by line, with its line counter."""
+
     def __init__(self, text: str) -> None:
         self.text = text
         # Lines are split on '\n' only, as psql's fgets does; '\r' stays in the line.
@@ -135,6 +137,38 @@ class _Scanner:
         self.nlines = len(self.starts) if text else 0
         self.next_line = 0
         self.lineno = 0  # mirrors pset.lineno
+
+    def line_bounds(self, k: int) -> tuple[int, int]:
+        s = self.starts[k]
+        e = self.starts[k + 1] - 1 if k + 1 < self.nlines else len(self.text)
+        # the last line may still end with '\n' when it is the file's final character
+        if e > s and self.text[e - 1] == "\n":
+            e -= 1
+        return s, e
+
+    def line_of(self, offset: int) -> int:
+        return bisect.bisect_right(self.starts, offset)
+
+    def _read_copy_data(self, item: _Item) -> None:
+        # handleCopyIn(): data comes from the lines after the current one, up to a line that
+        # is exactly "\." (CRLF allowed) or EOF; only lines ending in '\n' bump pset.lineno.
+        text = self.text
+        while self.next_line < self.nlines:
+            s, e = self.line_bounds(self.next_line)
+            self.next_line += 1
+            if e < len(text):
+                self.lineno += 1
+            line = text[s:e]
+            if line in ("\\.", "\\.\r"):
+                item.end = s + 2
+                break
+            item.end = e - 1 if line.endswith("\r") else e
+        item.report_line = self.lineno
+
+
+class _Scanner(_Lines):
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
         self.items: list[_Item] = []
         self.mode = _INITIAL
         self.xcdepth = 0
@@ -157,17 +191,6 @@ class _Scanner:
         self.first_word: str | None = None
         self.prev_word: str | None = None
         self.copy_in = False
-
-    def line_bounds(self, k: int) -> tuple[int, int]:
-        s = self.starts[k]
-        e = self.starts[k + 1] - 1 if k + 1 < self.nlines else len(self.text)
-        # the last line may still end with '\n' when it is the file's final character
-        if e > s and self.text[e - 1] == "\n":
-            e -= 1
-        return s, e
-
-    def line_of(self, offset: int) -> int:
-        return bisect.bisect_right(self.starts, offset)
 
     # -- driver --------------------------------------------------------------------------
 
@@ -362,22 +385,6 @@ class _Scanner:
         if item.kind == "copy":
             self._read_copy_data(item)
 
-    def _read_copy_data(self, item: _Item) -> None:
-        # handleCopyIn(): data comes from the lines after the current one, up to a line that
-        # is exactly "\." (CRLF allowed) or EOF; only lines ending in '\n' bump pset.lineno.
-        text = self.text
-        while self.next_line < self.nlines:
-            s, e = self.line_bounds(self.next_line)
-            self.next_line += 1
-            if e < len(text):
-                self.lineno += 1
-            line = text[s:e]
-            if line in ("\\.", "\\.\r"):
-                item.end = s + 2
-                break
-            item.end = e - 1 if line.endswith("\r") else e
-        item.report_line = self.lineno
-
     # -- backslash commands --------------------------------------------------------------
 
     def _backslash(self, pos: int, end: int) -> int:
@@ -396,7 +403,7 @@ class _Scanner:
         if name in _WHOLE_LINE or name.lower() == "copy":
             args_end = nxt = end
         else:
-            args_end, nxt = self._scan_args(args_start, end, name in _FILEPIPE)
+            args_end, nxt = _scan_args(text, args_start, end, name in _FILEPIPE)
         if text.startswith("\\\\", nxt) and nxt + 1 < end:
             nxt += 2  # "\\" ends the command; the rest of the line is SQL again
         cmd_end = pos + len(text[pos:args_end].rstrip())
@@ -417,42 +424,41 @@ class _Scanner:
                 self._read_copy_data(item)
         return nxt
 
-    def _scan_args(self, i: int, end: int, filepipe: bool) -> tuple[int, int]:
-        """Skip a meta-command's arguments like psqlscanslash.l; return (args_end, next)."""
-        text = self.text
-        args_end = i
-        while True:
-            while i < end and text[i] in _SPACE:
-                i += 1
-            if i >= end or text[i] == "\\":
-                return args_end, i  # unquoted backslash: "\\" separator or next command
-            if filepipe and text[i] == "|":
-                return end, end
-            while i < end and text[i] not in _SPACE and text[i] != "\\":
-                c = text[i]
-                if c == "'":
-                    i = self._skip_arg_quote(i + 1, end)
-                elif c in '`"':
-                    j = text.find(c, i + 1, end)
-                    i = end if j < 0 else j + 1
-                else:
-                    i += 1
-            args_end = i
 
-    def _skip_arg_quote(self, i: int, end: int) -> int:
-        text = self.text
-        while i < end:
+def _scan_args(text: str, i: int, end: int, filepipe: bool) -> tuple[int, int]:
+    """Skip a meta-command's arguments like psqlscanslash.l; return (args_end, next)."""
+    args_end = i
+    while True:
+        while i < end and text[i] in _SPACE:
+            i += 1
+        if i >= end or text[i] == "\\":
+            return args_end, i  # unquoted backslash: "\\" separator or next command
+        if filepipe and text[i] == "|":
+            return end, end
+        while i < end and text[i] not in _SPACE and text[i] != "\\":
             c = text[i]
-            if c == "\\":
-                i += 2
-            elif c == "'":
-                if i + 1 < end and text[i + 1] == "'":
-                    i += 2
-                else:
-                    return i + 1
+            if c == "'":
+                i = _skip_arg_quote(text, i + 1, end)
+            elif c in '`"':
+                j = text.find(c, i + 1, end)
+                i = end if j < 0 else j + 1
             else:
                 i += 1
-        return end  # unterminated: psql reports an error and drops the rest of the line
+        args_end = i
+
+def _skip_arg_quote(text: str, i: int, end: int) -> int:
+    while i < end:
+        c = text[i]
+        if c == "\\":
+            i += 2
+        elif c == "'":
+            if i + 1 < end and text[i + 1] == "'":
+                i += 2
+            else:
+                return i + 1
+        else:
+            i += 1
+    return end  # unterminated: psql reports an error and drops the rest of the line
 
 
 def _scan(text: str) -> tuple[_Scanner, list[_Item]]:
