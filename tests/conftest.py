@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +88,8 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {value!r} as TOML")
 
 
-def make_project(
-    pytester: pytest.Pytester,
+def write_project(
+    root: Path,
     *,
     sets: Mapping[str, Mapping[str, Any]] | None = None,
     files: Mapping[str, str | bytes] | None = None,
@@ -97,7 +98,7 @@ def make_project(
     pyproject: str | None = None,
 ) -> Path:
     """Write ``pyproject.toml`` (``[tool.pytest.ini_options]`` + ``[tool.schemasync]``) and
-    the given files under ``pytester.path``; returns the pyproject path.
+    the given files under ``root``; returns the pyproject path.
 
     ``sets`` maps a set name to its keys (``files``, ``migrations``, ...); ``tool`` holds
     top-level ``[tool.schemasync]`` keys; ``ini`` holds pytest ini keys. With ``sets`` and
@@ -105,7 +106,7 @@ def make_project(
     ``pyproject`` replaces the generated text entirely.
     """
     for rel, content in (files or {}).items():
-        path = pytester.path / rel
+        path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, bytes):
             path.write_bytes(content)
@@ -121,9 +122,42 @@ def make_project(
                 lines += ["", f"[tool.schemasync.sets.{name}]"]
                 lines += [f"{key} = {_toml_value(value)}" for key, value in body.items()]
         pyproject = "\n".join(lines) + "\n"
-    target = pytester.path / "pyproject.toml"
+    target = root / "pyproject.toml"
     target.write_text(pyproject, encoding="utf-8")
     return target
+
+
+def make_project(pytester: pytest.Pytester, **kwargs: Any) -> Path:
+    """``write_project`` in the pytester's folder (see there for the arguments)."""
+    return write_project(pytester.path, **kwargs)
+
+
+@dataclass
+class CliResult:
+    """A finished ``schemasync`` command; unlike CompletedProcess its repr (shown when an
+    assertion fails) leaves out the command line, which may hold a URL with its password."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_schemasync(cwd: Path, *args: str, env: Mapping[str, str] | None = None,
+                   timeout: float = INNER_TIMEOUT, secrets: Sequence[str] = ()) -> CliResult:
+    """``schemasync ARGS`` in a subprocess with cwd = ``cwd``, as a user or CI runs it
+    (``env`` replaces the environment). Never a traceback, never one of ``secrets``."""
+    done = subprocess.run([sys.executable, "-m", "pytest_schemasync.cli", *args], cwd=cwd,
+                          env=dict(os.environ if env is None else env), capture_output=True,
+                          text=True, timeout=timeout)
+    result = CliResult(done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in result.output, result.output
+    for secret in secrets:
+        assert secret not in result.output, "a secret was printed"
+    return result
 
 
 def run_inner(pytester: pytest.Pytester, cache_dir: Path, *args: str,

@@ -44,6 +44,7 @@ from conftest import (
     output_of,
     postmaster_pids,
     run_inner,
+    run_schemasync,
     scratch_cache_dir,
 )
 from psycopg import sql
@@ -635,9 +636,8 @@ def run_case(ctx: Ctx, command: list[str]) -> tuple[int, str]:
         result = run_inner(ctx.pytester, ctx.cache, *args, timeout=CLI_TIMEOUT)
         return int(result.ret), output_of(result)
     assert program == "schemasync", program
-    done = subprocess.run([sys.executable, "-m", "pytest_schemasync.cli", *args], cwd=ctx.root,
-                          capture_output=True, text=True, timeout=CLI_TIMEOUT)
-    return done.returncode, done.stdout + done.stderr
+    done = run_schemasync(ctx.root, *args, timeout=CLI_TIMEOUT)
+    return done.returncode, done.output
 
 
 @pytest.mark.parametrize("case", [

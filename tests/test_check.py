@@ -17,7 +17,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -32,7 +31,9 @@ from conftest import (
     make_project,
     output_of,
     run_inner,
+    run_schemasync,
     scratch_cache_dir,
+    write_project,
 )
 
 from pytest_schemasync.catalog import CatalogOptions, snapshot
@@ -83,20 +84,7 @@ RICH_TOOL = {"exclude-schemas": ["staging_*"]}
 
 def _write_project(root: Path, sets: Mapping[str, Mapping[str, Any]],
                    files: Mapping[str, str], tool: Mapping[str, Any] | None = None) -> Path:
-    """The same pyproject.toml make_project writes, for projects outside pytester."""
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-
-    def value(v: Any) -> str:
-        return json.dumps(v)  # strings and lists of strings are valid TOML in JSON form
-
-    lines = ["[tool.schemasync]", *(f"{k} = {value(v)}" for k, v in (tool or {}).items())]
-    for name, body in sets.items():
-        lines += ["", f"[tool.schemasync.sets.{name}]"]
-        lines += [f"{k} = {value(v)}" for k, v in body.items()]
-    (root / "pyproject.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_project(root, sets=sets, files=files, tool=tool or {})
     return root
 
 
@@ -130,13 +118,12 @@ def run_cli(project: Path, cache: Path, env: Mapping[str, str] | None = None, *a
     n = next(_run_counter)
     json_path = project / "out" / f"check-{n}.json"
     md_path = project / "out" / f"check-{n}.md"
-    command = [sys.executable, "-m", "pytest_schemasync.cli", f"--schemasync-cache-dir={cache}",
-               *global_args, "check", "--json", str(json_path), *args]
+    command = [f"--schemasync-cache-dir={cache}", *global_args, "check", "--json",
+               str(json_path), *args]
     if markdown:
         command += ["--markdown", str(md_path)]
     started = time.monotonic()
-    proc = subprocess.run(command, cwd=project, env={**os.environ, **(env or {})},
-                          capture_output=True, text=True, timeout=180)
+    proc = run_schemasync(project, *command, env={**os.environ, **(env or {})})
     seconds = time.monotonic() - started
     json_text = json_path.read_text() if json_path.exists() else None
     md_text = md_path.read_text() if md_path.exists() else None

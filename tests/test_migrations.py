@@ -21,7 +21,15 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import built_templates, header_lines, make_project, output_of, run_inner
+from conftest import (
+    CliResult,
+    built_templates,
+    header_lines,
+    make_project,
+    output_of,
+    run_inner,
+    run_schemasync,
+)
 
 from pytest_schemasync.errors import MigrationError
 from pytest_schemasync.migrations import discover
@@ -139,21 +147,17 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m pytest_schemasync.cli ARGS`` in the project folder."""
-    result = subprocess.run([sys.executable, "-m", "pytest_schemasync.cli", *args], cwd=project,
-                            capture_output=True, text=True, timeout=CLI_TIMEOUT)
-    assert PASSWORD not in result.stdout + result.stderr, "a password was printed"
-    return result
+def cli(project: Path, *args: str) -> CliResult:
+    """``schemasync ARGS`` in the project folder."""
+    return run_schemasync(project, *args, timeout=CLI_TIMEOUT, secrets=[PASSWORD])
 
 
-def ok(result: subprocess.CompletedProcess[str], code: int = 0) -> str:
-    assert result.returncode == code, f"exit {result.returncode}:\n{result.stdout}{result.stderr}"
-    assert "Traceback" not in result.stdout + result.stderr
+def ok(result: CliResult, code: int = 0) -> str:
+    assert result.returncode == code, f"exit {result.returncode}:\n{result.output}"
     return result.stdout
 
 
-def refused(result: subprocess.CompletedProcess[str], *fragments: str, code: int = 4) -> str:
+def refused(result: CliResult, *fragments: str, code: int = 4) -> str:
     """A clear refusal: the expected status, one ``schemasync: error:`` paragraph, no
     traceback, and every fragment in it."""
     out = result.stdout + result.stderr
@@ -166,12 +170,12 @@ def refused(result: subprocess.CompletedProcess[str], *fragments: str, code: int
 
 
 def migrate(project: Path, prod: StandinProduction, db: str, *args: str,
-            role: str = OWNER) -> subprocess.CompletedProcess[str]:
+            role: str = OWNER) -> CliResult:
     return cli(project, "migrate", prod.url(db, role), *args)
 
 
 def status(project: Path, prod: StandinProduction, db: str,
-           role: str = READER) -> subprocess.CompletedProcess[str]:
+           role: str = READER) -> CliResult:
     return cli(project, "status", prod.url(db, role))
 
 
@@ -691,7 +695,7 @@ def test_check_reports_edited_and_unknown_then_in_sync(
     ok(migrate(project, prod, db))
     monkeypatch.setenv("APP_PRODUCTION_URL", prod.url(db, READER))
 
-    def check(*args: str) -> subprocess.CompletedProcess[str]:
+    def check(*args: str) -> CliResult:
         return cli(project, f"--schemasync-cache-dir={cache_dir}", "check", *args)
 
     out = ok(check())

@@ -30,9 +30,11 @@ from urllib.parse import quote
 import psycopg
 import pytest
 from conftest import (
+    CliResult,
     make_project,
     output_of,
     run_inner,
+    run_schemasync,
     scratch_cache_dir,
 )
 
@@ -237,22 +239,12 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@dataclass
-class Run:
-    """A finished command; unlike CompletedProcess its repr (shown when an assertion fails)
-    leaves out the command line, which may hold a production URL with its password."""
-
-    returncode: int
-    stdout: str
-    stderr: str
+Run = CliResult
 
 
 def run_cli(cwd: Path, env: dict[str, str], *args: str, timeout: float = 180) -> Run:
     """``schemasync ARGS`` in ``cwd``; its output never holds the password."""
-    done = subprocess.run([sys.executable, "-m", "pytest_schemasync.cli", *args], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=timeout)
-    assert_no_secret(done.stdout + done.stderr, f"the output of schemasync {args[0]}")
-    return Run(done.returncode, done.stdout, done.stderr)
+    return run_schemasync(cwd, *args, env=env, timeout=timeout, secrets=SECRETS)
 
 
 @dataclass
