@@ -20,7 +20,14 @@ from .config import SchemaSet, Settings
 from .databases import DatabaseManager
 from .diff import DiffResult, compare, render_markdown, render_text, to_json
 from .errors import ConfigError, ProductionError
-from .migrations import AppliedMigration, MigrationStatus, compare_history, discover, read_history
+from .migrations import (
+    AppliedMigration,
+    HistoryRules,
+    MigrationStatus,
+    compare_history,
+    discover,
+    read_history,
+)
 from .production import ProductionTarget, connect_readonly, resolve_production, system_identifier
 from .secrets import mask_secrets
 
@@ -75,14 +82,7 @@ class SetCheck:
         data: dict[str, object] = json.loads(to_json(self.result, header=self.header))
         data["drift"] = self.drift  # object drift or migration history out of sync
         if self.migrations is not None:
-            m = self.migrations
-            data["migrations"] = {
-                "in_sync": m.in_sync,
-                "applied": [a.version for a, _ in m.applied],
-                "pending": [p.version for p in m.pending],
-                "unknown": [u.version for u in m.unknown],
-                "edited": [e.version for e, _ in m.edited],
-            }
+            data["migrations"] = status_json(self.migrations)
         return data
 
     def text(self) -> str:
@@ -93,6 +93,18 @@ class SetCheck:
         body = render_markdown(self.result, header=self.header, refresh_hint=self.refresh_hint)
         return "\n".join([f"## Schema set `{self.schema_set.name}`", "", body,
                           *self.extra_sections])
+
+
+def status_json(m: MigrationStatus) -> dict[str, object]:
+    return {
+        "in_sync": m.in_sync,
+        "applied": [a.version for a, _ in m.applied],
+        "pending": [p.version for p in m.pending],
+        "unknown": [u.version for u in m.unknown],
+        "edited": [e.version for e, _ in m.edited],
+        "baseline": [b.version for b in m.baseline],
+        "without_checksum": [u.version for u in m.unchecked],
+    }
 
 
 def catalog_options(schema_set: SchemaSet) -> CatalogOptions:
@@ -170,7 +182,7 @@ def check_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSe
     migrations = None
     if schema_set.migrations is not None:
         local = discover(schema_set.migrations, schema_set.origin(schema_set.migrations))
-        migrations = compare_history(local, history)
+        migrations = compare_history(local, history, HistoryRules.of(schema_set))
     files = [str(settings.shown(p)) for p in schema_set.files]
     if schema_set.migrations is not None:
         files.append(f"{settings.shown(schema_set.migrations)}/*.sql")

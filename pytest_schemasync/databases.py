@@ -28,15 +28,16 @@ from psycopg.pq import TransactionStatus
 
 from .cache import content_hash
 from .config import SchemaSet, Settings
-from .errors import MigrationError, ServerError
+from .errors import ServerError
 from .install import InstallTarget, read_schema_file, run_sql
 from .migrations import (
+    HistoryRules,
     Migration,
     discover,
-    edited_message,
     read_history,
-    recording_sql,
+    run_migration,
     select_before,
+    unrecorded,
 )
 from .pool import ClonePool
 from .secrets import mask_dsn
@@ -289,13 +290,13 @@ class DatabaseManager:
                 origin = schema_set.origin(path)
                 run_sql(target, path, read_schema_file(path, origin),
                         set_name=schema_set.name, origin=origin)
-            for migration in self._unrecorded(plan, build):
-                origin = f"migrations folder {schema_set.migrations}"
-                script = self.settings.shown(migration.path)
-                prelude, epilogue = recording_sql(migration, str(script), "pytest-schemasync")
-                run_sql(target, migration.path, read_schema_file(migration.path, origin),
-                        set_name=schema_set.name, origin=origin, single_transaction=True,
-                        prelude=prelude, epilogue=epilogue)
+            pending, known = self._unrecorded(plan, build)
+            for migration in pending:
+                run_migration(target, migration, applied_by="pytest-schemasync",
+                              script_path=str(self.settings.shown(migration.path)),
+                              rules=HistoryRules.of(schema_set), known=known,
+                              set_name=schema_set.name,
+                              origin=f"migrations folder {schema_set.migrations}")
             libraries = self._libraries_of(build)
         except BaseException:
             with contextlib.suppress(psycopg.Error):
@@ -341,35 +342,21 @@ class DatabaseManager:
                     libraries.update(n for n in line.removeprefix(_LIBRARIES_LINE).split(",") if n)
         return libraries
 
-    def _unrecorded(self, plan: BuildPlan, build: str) -> list[Migration]:
-        """The plan's migrations the base files do not already record.
+    def _unrecorded(self, plan: BuildPlan, build: str) -> tuple[list[Migration], list[str]]:
+        """The plan's migrations the base files do not already record, and the versions
+        they do record.
 
         A refreshed dump of production carries production's ``schema_migrations`` rows (as
         Rails' structure.sql does): those migrations are in the dump already and must not run
         again; a recorded one whose file changed since is an edited migration.
         """
         if not plan.migrations:
-            return []
+            return [], []
         with psycopg.connect(self.server.conninfo(build), autocommit=True) as conn:
             history = read_history(conn) or []
-        recorded = {a.number: a for a in history}
-        if plan.before is not None and any(n >= int(plan.before) for n in recorded):
-            newest = max(recorded)
-            raise MigrationError(
-                f"before={plan.before!r} asks for a database without migration {plan.before}, "
-                f"but the base files of set {plan.schema_set.name!r} already contain "
-                f"migrations up to {recorded[newest].version} (their schema_migrations rows). "
-                f"Only later migrations can be left out."
-            )
-        pending = []
-        for migration in plan.migrations:
-            applied = recorded.get(migration.number)
-            if applied is None:
-                pending.append(migration)
-            elif applied.checksum != migration.checksum:
-                raise MigrationError(edited_message(
-                    migration, applied, f"the base files of set {plan.schema_set.name!r}"))
-        return pending
+        pending = unrecorded(list(plan.migrations), history, HistoryRules.of(plan.schema_set),
+                             plan.before, f"the base files of set {plan.schema_set.name!r}")
+        return pending, [a.version for a in history]
 
     def _drop_stale_templates(self, current: str) -> None:
         prefix = current[: current.rfind("_") + 1]

@@ -10,10 +10,12 @@ from typing import Any
 
 import psycopg
 
+from .config import SchemaSet
 from .errors import MigrationError, ProductionError, SchemaSyncError
 from .install import InstallTarget, read_schema_file, run_sql
 from .secrets import mask_dsn
 from .server import ServerInfo
+from .sqltext import split_statements
 
 _NAME = re.compile(r"^(?P<version>\d+)_(?P<slug>[A-Za-z0-9_\-]+)\.sql$")
 
@@ -40,6 +42,10 @@ class Migration:
     @property
     def number(self) -> int:
         return int(self.version)
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
 
 
 def discover(folder: Path, origin: str = "configuration") -> list[Migration]:
@@ -91,24 +97,140 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def recording_sql(migration: Migration, script_path: str,
-                  applied_by: str | None) -> tuple[str, str]:
-    """psql text to run before and after a migration so it is recorded in the same transaction."""
+# --- matching history rows to files -------------------------------------------------
+#
+# Teams record a file under its stem (``004_add_user_notifications``), its number (``004``)
+# or the number with a suffix of their own; a row whose leading number is a file's number is
+# that file's row, whatever the suffix. ``history-version`` only decides what *we* write.
+
+_ROW_NUMBER = re.compile(r"^(\d+)(?:_|$)")
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+_BASELINE = re.compile(r"^(\d+_)?baseline$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class HistoryRules:
+    """How a set's files appear in ``schema_migrations``."""
+
+    version: str = "auto"  # what we write: "stem", "number", or "auto" (follow the rows)
+    baseline: str | None = None  # a row standing for the schema before any migration
+
+    @classmethod
+    def of(cls, schema_set: SchemaSet) -> HistoryRules:
+        return cls(schema_set.history_version, schema_set.baseline)
+
+    def is_baseline(self, version: str, local_stems: set[str]) -> bool:
+        if self.baseline is not None:
+            return version == self.baseline
+        return bool(_BASELINE.match(version)) and version not in local_stems
+
+    def baseline_sql(self) -> str:
+        """SQL condition true for rows that are a baseline (for the inferred write form)."""
+        if self.baseline is not None:
+            return f"version = {_literal(self.baseline)}"
+        return "version ~* '^([0-9]+_)?baseline$'"
+
+
+def has_checksum(value: str | None) -> bool:
+    """Only a real sha256 is a recorded checksum; placeholders ('sha256_checksum',
+    'baseline', '') and NULL mean "not recorded"."""
+    return bool(value) and bool(_SHA256.match(value or ""))
+
+
+def _own_rows_sql(migration: Migration, known: list[str]) -> str:
+    """SQL condition for the history rows a running migration wrote itself: rows matching
+    the file that were not there before it ran."""
+    condition = (f"(version = {_literal(migration.stem)} OR (version ~ '^[0-9]+(_|$)' AND "
+                 f"substring(version from '^[0-9]+')::numeric = {migration.number}))")
+    if known:
+        condition += f" AND version <> ALL (ARRAY[{', '.join(map(_literal, known))}]::text[])"
+    return condition
+
+
+def _version_sql(migration: Migration, rules: HistoryRules) -> str:
+    """The version we write: the configured form, or the form most rows already use."""
+    if rules.version == "stem":
+        return _literal(migration.stem)
+    if rules.version == "number":
+        return _literal(migration.version)
+    return (f"(SELECT CASE WHEN count(*) FILTER (WHERE version ~ '^[0-9]+_') > "
+            f"count(*) FILTER (WHERE version ~ '^[0-9]+$') THEN {_literal(migration.stem)} "
+            f"ELSE {_literal(migration.version)} END FROM public.schema_migrations "
+            f"WHERE NOT ({rules.baseline_sql()}))")
+
+
+def recording_sql(migration: Migration, script_path: str, applied_by: str | None,
+                  rules: HistoryRules = HistoryRules(),
+                  known: list[str] | None = None) -> tuple[str, str]:
+    """psql text to run before and after a migration so it is recorded in the same
+    transaction: a row the file wrote itself (``record_migration(...)``) is completed where
+    it lacks checksum, timing or path; otherwise we write one. ``known``: the versions the
+    history held before the file ran."""
     prelude = "SELECT clock_timestamp() AS schemasync_t0 \\gset\n"
     who = _literal(applied_by) if applied_by else "current_user"
+    elapsed = ("(extract(epoch FROM clock_timestamp() - :'schemasync_t0'::timestamptz) "
+               "* 1000)::integer")
+    own = _own_rows_sql(migration, known or [])
+    checksum = _literal(migration.checksum)
     # psql runs a file's last statement at end of input even without a ';'; the ';' here
     # ends such a statement so it does not run into the history DDL (alone it is a no-op).
     epilogue = (
         ";\n"
         + HISTORY_TABLE_DDL
-        + "INSERT INTO public.schema_migrations (version, description, checksum, applied_at, "
-        "applied_by, execution_time_ms, script_path) VALUES ("
-        f"{_literal(migration.version)}, {_literal(migration.description)}, "
-        f"{_literal(migration.checksum)}, now(), {who}, "
-        "(extract(epoch FROM clock_timestamp() - :'schemasync_t0'::timestamptz) * 1000)::integer, "
-        f"{_literal(script_path)});\n"
+        + "UPDATE public.schema_migrations SET "
+        f"checksum = CASE WHEN coalesce(checksum, '') ~ '^[0-9a-fA-F]{{64}}$' THEN checksum "
+        f"ELSE {checksum} END, execution_time_ms = coalesce(execution_time_ms, {elapsed}), "
+        f"script_path = coalesce(nullif(script_path, ''), {_literal(script_path)}) "
+        f"WHERE {own};\n"
+        "INSERT INTO public.schema_migrations (version, description, checksum, applied_at, "
+        f"applied_by, execution_time_ms, script_path) SELECT {_version_sql(migration, rules)}, "
+        f"{_literal(migration.description)}, {checksum}, now(), {who}, {elapsed}, "
+        f"{_literal(script_path)} WHERE NOT EXISTS (SELECT FROM public.schema_migrations "
+        f"WHERE {own});\n"
     )
     return prelude, epilogue
+
+
+_BEGIN = re.compile(r"^(BEGIN|START\s+TRANSACTION)\b", re.IGNORECASE)
+_END = re.compile(r"^(COMMIT|END)\b", re.IGNORECASE)
+_CONTROL = re.compile(r"^(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT)\b"
+                      r"(?!\s+(PREPARED|TO)\b)", re.IGNORECASE)
+
+
+def transaction_body(text: str, path: Path) -> str:
+    """The file with its own ``BEGIN; ... COMMIT;`` blanked out (lines kept), so it runs
+    in our transaction together with its history row: atomically. A file that commits
+    in the middle cannot be applied atomically and is refused."""
+    statements = [s for s in split_statements(text) if s.kind == "sql"]
+    wrapped = (len(statements) >= 2 and _BEGIN.match(statements[0].text)
+               and _END.match(statements[-1].text))
+    inner = statements[1:-1] if wrapped else statements
+    for statement in inner:
+        if _CONTROL.match(statement.text):
+            raise MigrationError(
+                f"{path}:{statement.start_line}: {statement.text.split()[0]} inside the "
+                f"migration: a migration is applied in one transaction with its history row, "
+                f"so it may wrap itself in one BEGIN; ... COMMIT; but not end or start "
+                f"transactions in between. Split it into two migration files."
+            )
+    if not wrapped:
+        return text
+    for statement in (statements[-1], statements[0]):  # last first: offsets stay valid
+        line_start = sum(len(line) + 1 for line in text.split("\n")[:statement.start_line - 1])
+        at = text.index(statement.text, line_start)
+        blank = "".join(c if c == "\n" else " " for c in statement.text)
+        text = text[:at] + blank + text[at + len(statement.text):]
+    return text
+
+
+def run_migration(target: InstallTarget, migration: Migration, *, script_path: str,
+                  applied_by: str | None, rules: HistoryRules, known: list[str],
+                  set_name: str, origin: str, action: str | None = None) -> None:
+    """Apply one migration file and its history row in one transaction."""
+    text = transaction_body(read_schema_file(migration.path, origin), migration.path)
+    prelude, epilogue = recording_sql(migration, script_path, applied_by, rules, known)
+    run_sql(target, migration.path, text, set_name=set_name, origin=origin,
+            single_transaction=True, prelude=prelude, epilogue=epilogue, action=action)
 
 
 # --- history in a real database ------------------------------------------------------
@@ -126,7 +248,13 @@ class AppliedMigration:
 
     @property
     def number(self) -> int:
-        return int(self.version) if self.version.isdigit() else -1
+        """The leading number of ``003``, ``003_add_x`` or ``003_anything``; -1 if none."""
+        match = _ROW_NUMBER.match(self.version)
+        return int(match[1]) if match else -1
+
+    @property
+    def has_checksum(self) -> bool:
+        return has_checksum(self.checksum)
 
     def insert_values(self) -> str:
         timing = "NULL" if self.execution_time_ms is None else str(self.execution_time_ms)
@@ -189,6 +317,8 @@ class MigrationStatus:
     unknown: list[AppliedMigration] = field(default_factory=list)  # applied, no local file
     edited: list[tuple[Migration, AppliedMigration]] = field(default_factory=list)
     out_of_order: list[Migration] = field(default_factory=list)  # pending, older than applied
+    baseline: list[AppliedMigration] = field(default_factory=list)  # schema before migrations
+    unchecked: list[AppliedMigration] = field(default_factory=list)  # rows without a checksum
 
     @property
     def in_sync(self) -> bool:
@@ -196,9 +326,17 @@ class MigrationStatus:
 
     def render(self) -> str:
         lines = []
+        for applied in self.baseline:
+            lines.append(f"  baseline  {applied.version}  {applied.description}  (the schema "
+                         f"before the first migration; not a migration)")
         for migration, applied in self.applied:
+            notes = [f"{applied.applied_at} by {applied.applied_by}"]
+            if applied.version != migration.version:
+                notes.append(f"recorded as {applied.version}")
+            if not applied.has_checksum:
+                notes.append("no checksum recorded")
             lines.append(f"  applied   {migration.version}  {migration.description}  "
-                         f"({applied.applied_at} by {applied.applied_by})")
+                         f"({'; '.join(notes)})")
         for migration, applied in self.edited:
             lines.append(f"  EDITED    {migration.version}  {migration.description}  checksum "
                          f"applied {applied.checksum[:12]}… local {migration.checksum[:12]}…")
@@ -210,25 +348,65 @@ class MigrationStatus:
                          f"no local file)")
         return "\n".join(lines) or "  (no migrations)"
 
+    def summary(self) -> str:
+        line = (f"{len(self.applied)} applied, {len(self.pending)} pending, "
+                f"{len(self.unknown)} unknown, {len(self.edited)} edited")
+        if self.unchecked:
+            count = len(self.unchecked)
+            line += (f"; {count} row{'s' if count != 1 else ''} had no checksum (placeholder "
+                     f"or empty: those files cannot be checked for edits)")
+        if self.baseline:
+            line += f"; baseline {', '.join(a.version for a in self.baseline)}"
+        return line
 
-def compare_history(local: list[Migration],
-                    history: list[AppliedMigration] | None) -> MigrationStatus:
+
+def compare_history(local: list[Migration], history: list[AppliedMigration] | None,
+                    rules: HistoryRules = HistoryRules()) -> MigrationStatus:
+    """Files against rows: a row is a file's when its version is the file's stem, number or
+    number_suffix; a file is edited only where a real sha256 was recorded."""
     status = MigrationStatus()
-    by_number = {a.number: a for a in history or []}
-    newest = max(by_number, default=-1)
-    local_numbers = {m.number for m in local}
+    stems = {m.stem for m in local}
+    rows = []
+    for applied in history or []:
+        (status.baseline if rules.is_baseline(applied.version, stems) else rows).append(applied)
+    claimed: set[int] = set()
     for migration in local:
-        applied = by_number.get(migration.number)
-        if applied is None:
+        mine = [k for k, a in enumerate(rows)
+                if a.version == migration.stem or a.number == migration.number]
+        claimed.update(mine)
+        if not mine:
             status.pending.append(migration)
-            if migration.number < newest:
-                status.out_of_order.append(migration)
-        elif applied.checksum != migration.checksum:
+            continue
+        checked = [rows[k] for k in mine if rows[k].has_checksum]
+        applied = checked[0] if checked else rows[mine[0]]
+        if applied.has_checksum and applied.checksum.lower() != migration.checksum:
             status.edited.append((migration, applied))
         else:
             status.applied.append((migration, applied))
-    status.unknown = [a for a in history or [] if a.number not in local_numbers]
+    newest = max((a.number for a in rows), default=-1)
+    status.out_of_order = [m for m in status.pending if m.number < newest]
+    status.unknown = [a for k, a in enumerate(rows) if k not in claimed]
+    status.unchecked = [a for a in rows if not a.has_checksum]
     return status
+
+
+def unrecorded(migrations: list[Migration], history: list[AppliedMigration],
+               rules: HistoryRules, before: str | None, where: str) -> list[Migration]:
+    """The migrations a base file (a refreshed dump carrying production's history rows)
+    does not record yet; a recorded one whose file changed since is refused as edited."""
+    status = compare_history(migrations, history, rules)
+    if status.edited:
+        migration, applied = status.edited[0]
+        raise MigrationError(edited_message(migration, applied, where))
+    recorded = [a for _, a in status.applied] + status.unknown
+    if before is not None and any(a.number >= int(before) for a in recorded):
+        newest = max(recorded, key=lambda a: a.number)
+        raise MigrationError(
+            f"before={before!r} asks for a database without migration {before}, but {where} "
+            f"already contain migrations up to {newest.version} (their schema_migrations "
+            f"rows). Only later migrations can be left out."
+        )
+    return status.pending
 
 
 def edited_message(migration: Migration, applied: AppliedMigration, where: str) -> str:
@@ -243,8 +421,9 @@ def edited_message(migration: Migration, applied: AppliedMigration, where: str) 
 
 
 def apply_pending(info: ServerInfo, psql: Path, migrations_dir: Path, root: Path, *,
-                  set_name: str, dry_run: bool = False,
-                  allow_out_of_order: bool = False) -> tuple[MigrationStatus, list[Migration]]:
+                  set_name: str, dry_run: bool = False, allow_out_of_order: bool = False,
+                  rules: HistoryRules = HistoryRules(),
+                  ) -> tuple[MigrationStatus, list[Migration]]:
     """Apply the pending migrations to a database the user named, each in its own
     transaction together with its history row. Returns the status before and what ran."""
     local = discover(migrations_dir)
@@ -256,7 +435,8 @@ def apply_pending(info: ServerInfo, psql: Path, migrations_dir: Path, root: Path
     with conn:
         # One migrator at a time per database; released when the connection closes.
         conn.execute("SELECT pg_advisory_lock(%s, %s)", (0x5353, 0x4D494752))
-        status = compare_history(local, read_history(conn))
+        history = read_history(conn)
+        status = compare_history(local, history, rules)
         if status.edited:
             migration, applied = status.edited[0]
             raise MigrationError(edited_message(migration, applied, where))
@@ -281,13 +461,11 @@ def apply_pending(info: ServerInfo, psql: Path, migrations_dir: Path, root: Path
         for migration in status.pending:
             script = (migration.path.relative_to(root)
                       if migration.path.is_relative_to(root) else migration.path)
-            prelude, epilogue = recording_sql(migration, str(script), None)
             try:
-                run_sql(target, migration.path,
-                        read_schema_file(migration.path, f"migrations folder {migrations_dir}"),
-                        set_name=set_name, origin=f"migration {migration.version}",
-                        single_transaction=True, prelude=prelude, epilogue=epilogue,
-                        action=f"Migration {migration.version} of set {set_name!r}")
+                run_migration(target, migration, script_path=str(script), applied_by=None,
+                              rules=rules, known=[a.version for a in history or []],
+                              set_name=set_name, origin=f"migrations folder {migrations_dir}",
+                              action=f"Migration {migration.version} of set {set_name!r}")
             except SchemaSyncError as exc:
                 done = ", ".join(m.version for m in ran) or "none"
                 raise MigrationError(
