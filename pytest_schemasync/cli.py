@@ -135,7 +135,9 @@ def cmd_diff(args: argparse.Namespace, settings: Settings) -> int:
     if args.left == args.right:
         raise ConfigError(f"diff {args.left} {args.right}: name two different databases.")
     schema_set = settings.schema_set(args.set)
-    sides = [(spec, named_target(spec, settings, Path.cwd())) for spec in (args.left, args.right)]
+    # A side given as a URL is named by its masked form: no password in any report.
+    sides = [(mask_dsn(spec), named_target(spec, settings, Path.cwd()))
+             for spec in (args.left, args.right)]
     result = diff_environments(settings, schema_set, sides)
     result.write_outputs(args.json, args.markdown)
     print(result.status_line())

@@ -56,7 +56,8 @@ class EnvironmentDiff:
         left, right = (_states(s) for s in self.histories)
         versions = list(dict.fromkeys([*left, *right]))
         width = max([len("migration"), *(len(v) for v in versions)])
-        cols = [max(len(n), 9) for n in self.names]
+        cols = [max([len(n), *(len(v) for v in side.values())])
+                for n, side in zip(self.names, (left, right), strict=True)]
         lines = ["", f"Migration history of both sides (files in "
                      f"{self.schema_set.migrations}):",
                  f"  {'migration':<{width}}  {self.names[0]:<{cols[0]}}  {self.names[1]}"]

@@ -206,9 +206,10 @@ def transaction_body(text: str, path: Path) -> str:
                and _END.match(statements[-1].text))
     inner = statements[1:-1] if wrapped else statements
     for statement in inner:
-        if _CONTROL.match(statement.text):
+        control = _CONTROL.match(statement.text)
+        if control:
             raise MigrationError(
-                f"{path}:{statement.start_line}: {statement.text.split()[0]} inside the "
+                f"{path}:{statement.start_line}: {control[1].upper()} inside the "
                 f"migration: a migration is applied in one transaction with its history row, "
                 f"so it may wrap itself in one BEGIN; ... COMMIT; but not end or start "
                 f"transactions in between. Split it into two migration files."
