@@ -26,12 +26,15 @@ class EnvironmentDiff:
     header: list[tuple[str, str]]
     histories: tuple[MigrationStatus, MigrationStatus] | None
     seconds: float
+    folder: str = ""  # the migrations folder as messages show it
 
     @property
     def histories_differ(self) -> bool:
         if self.histories is None:
             return False
-        left, right = (_states(s) for s in self.histories)
+        # Whether a checksum was recorded, or a baseline row, is no difference in what ran.
+        left, right = ({k: v.split(" (")[0] for k, v in _states(s).items() if v != "baseline"}
+                       for s in self.histories)
         return left != right
 
     @property
@@ -54,12 +57,11 @@ class EnvironmentDiff:
         if self.histories is None:
             return []
         left, right = (_states(s) for s in self.histories)
-        versions = list(dict.fromkeys([*left, *right]))
+        versions = sorted({*left, *right})
         width = max([len("migration"), *(len(v) for v in versions)])
         cols = [max([len(n), *(len(v) for v in side.values())])
                 for n, side in zip(self.names, (left, right), strict=True)]
-        lines = ["", f"Migration history of both sides (files in "
-                     f"{self.schema_set.migrations}):",
+        lines = ["", f"Migration history of both sides (files in {self.folder}):",
                  f"  {'migration':<{width}}  {self.names[0]:<{cols[0]}}  {self.names[1]}"]
         for version in versions:
             lines.append(f"  {version:<{width}}  {left.get(version, '-'):<{cols[0]}}  "
@@ -134,5 +136,6 @@ def diff_environments(settings: Settings, schema_set: SchemaSet,
         ("schema set", f"{schema_set.name} (excluded schemas: "
                        f"{', '.join(schema_set.exclude_schemas) or 'none'})"),
     ]
+    folder = str(settings.shown(schema_set.migrations)) if schema_set.migrations else ""
     return EnvironmentDiff((left_name, right_name), (left, right), schema_set, result, header,
-                           histories, time.perf_counter() - started)
+                           histories, time.perf_counter() - started, folder)

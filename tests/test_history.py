@@ -13,6 +13,9 @@ import hashlib
 import itertools
 import json
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,16 +95,16 @@ def team_project(pytester: pytest.Pytester, files: dict[str, str] | None = None,
     return pytester.path
 
 
-def deployed_by_the_team(prod: StandinProduction, project: Path, *, baseline: bool = True) -> str:
+def deployed_by_the_team(prod: StandinProduction, project: Path, base: str = "base.sql",
+                         migrations: str = "migrations") -> str:
     """A database migrated the way the team's tooling does it: psql runs each file as it is
     (they record themselves), after a baseline row for the schema applied before."""
     name = f"team_{next(_names)}"
-    prod.create_database(name, [project / "base.sql",
-                                project / "migrations" / "000_migration_system.sql"])
-    if baseline:
-        prod.execute(name, "SELECT record_migration('000_baseline', 'Schema before the "
-                           "migration system', 'baseline')")
-    for path in sorted((project / "migrations").glob("*.sql"))[1:]:
+    files = sorted((project / migrations).glob("*.sql"))
+    prod.create_database(name, [project / base, files[0]])
+    prod.execute(name, "SELECT record_migration('000_baseline', 'Schema before the "
+                       "migration system', 'baseline')")
+    for path in files[1:]:
         with prod.superuser_connect(name) as conn:
             conn.execute(f"SET ROLE {OWNER}")
             conn.execute(path.read_text())  # type: ignore[arg-type]
@@ -459,3 +462,41 @@ def test_diff_honours_db_ssl_mode(pytester: pytest.Pytester, prod: StandinProduc
     project = environments_project(pytester, prod, dev, dev, sslmode="require")
     refused(cli(project, "diff", "dev", ".env.database"), "Cannot reach production", "SSL",
             code=11)
+
+
+# --- the example project's gameforge set, end to end --------------------------------------------
+
+
+def test_example_gameforge_against_a_team_deployed_production(
+        tmp_path: Path, prod: StandinProduction, cache_dir: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "example_project"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("__pycache__", "backups"))
+    schema, folder = "db/gameforge/schema.sql", "db/gameforge/migrations"
+    live = deployed_by_the_team(prod, project, schema, folder)
+    monkeypatch.setenv("GAMEFORGE_PRODUCTION_URL", prod.url(live, READER))
+
+    out = ok(cli(project, "status", "--env", "prod"))
+    assert ("4 applied, 0 pending, 0 unknown, 0 edited; 4 rows had no checksum (placeholder or "
+            "empty: those files cannot be checked for edits); baseline 000_baseline") in out
+
+    # A new database migrated by schemasync: one row per file, completed with real sums.
+    fresh = f"fresh_{next(_names)}"
+    prod.create_database(fresh, [project / schema])
+    ok(cli(project, "migrate", prod.url(fresh, OWNER)))
+    assert rows(prod, fresh, "SELECT version, checksum_status FROM migration_status") == [
+        ("000_migration_system", "verified"), ("001_add_player_profiles", "verified"),
+        ("002", "verified"), ("003_add_asset_search", "verified")]
+    monkeypatch.setenv("FRESH_URL", prod.url(fresh, READER))
+    assert "no drift" in ok(cli(project, "diff", "env:FRESH_URL", "prod"))
+
+    # The schema check and the tests (those at before="003" too) against that production.
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--schema-check", "-rA",
+         f"--schemasync-cache-dir={cache_dir}", "tests/test_migrations.py"],
+        cwd=project, capture_output=True, text=True, timeout=300)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "schema check 'gameforge': no drift, migrations in sync (4 applied)" in out
+    assert "PASSED tests/test_migrations.py::test_003_backfills_existing_assets" in out
+    assert "PASSED tests/test_migrations.py::test_team_functions_work_with_the_rows" in out

@@ -731,13 +731,18 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "db" / "gameforge" / "migr
 
 
 def test_gameforge_history_has_four_rows(db):
+    # The files record themselves (by stem; 002 by number, without a path); schemasync
+    # completed those rows instead of adding its own.
     history = db.execute(
         "SELECT version, checksum, script_path FROM schema_migrations ORDER BY version"
     ).fetchall()
     files = sorted(MIGRATIONS.glob("*.sql"))
-    assert [r[0] for r in history] == ["000", "001", "002", "003"]
+    assert [r[0] for r in history] == [
+        "000_migration_system", "001_add_player_profiles", "002", "003_add_asset_search"]
     assert [r[1] for r in history] == [hashlib.sha256(f.read_bytes()).hexdigest() for f in files]
-    assert [r[2] for r in history] == [f"db/gameforge/migrations/{f.name}" for f in files]
+    assert [r[2] for r in history] == [
+        "migrations/000_migration_system.sql", "migrations/001_add_player_profiles.sql",
+        "db/gameforge/migrations/002_add_achievements.sql", "migrations/003_add_asset_search.sql"]
 '''
 
 
