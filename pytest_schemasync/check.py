@@ -51,7 +51,7 @@ class SetCheck:
             return []
         state = "in sync" if self.migrations.in_sync else "OUT OF SYNC"
         return ["", f"Migration history (local files vs production schema_migrations): {state}",
-                self.migrations.render()]
+                self.migrations.render(), self.migrations.summary()]
 
     @property
     def refresh_hint(self) -> str:

@@ -670,6 +670,7 @@ def test_check_reports_a_pending_migration(pytester: pytest.Pytester, prod: Stan
     assert "DRIFT (" in out and "migration history differs" in out
     assert "Migration history (local files vs production schema_migrations): OUT OF SYNC" in out
     assert "  pending   003  add display name" in out
+    assert "3 applied, 1 pending, 0 unknown, 0 edited" in out
     assert "display_name" in out  # the column 003 adds is an object difference too
     for version in ("000", "001", "002"):
         assert f"  applied   {version}  " in out
