@@ -104,6 +104,7 @@ def status_json(m: MigrationStatus) -> dict[str, object]:
         "edited": [e.version for e, _ in m.edited],
         "baseline": [b.version for b in m.baseline],
         "without_checksum": [u.version for u in m.unchecked],
+        "failed": [f.version for f in m.failed],
     }
 
 
@@ -151,7 +152,8 @@ def production_snapshot(
         if manager is not None:
             _refuse_same_server(manager, conn, schema_set, target)
         taken = snapshot(conn, catalog_options(schema_set))
-        history = read_history(conn) if schema_set.migrations is not None else None
+        history = (read_history(conn, HistoryRules.of(schema_set).style)
+                   if schema_set.migrations is not None else None)
         return taken, history
     except psycopg.Error as exc:
         if isinstance(exc, psycopg.errors.LockNotAvailable):
@@ -181,8 +183,10 @@ def check_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSe
     result = compare(bundled, production, catalog_options(schema_set))
     migrations = None
     if schema_set.migrations is not None:
-        local = discover(schema_set.migrations, schema_set.origin(schema_set.migrations))
-        migrations = compare_history(local, history, HistoryRules.of(schema_set))
+        rules = HistoryRules.of(schema_set)
+        local = discover(schema_set.migrations, schema_set.origin(schema_set.migrations),
+                         rules.style)
+        migrations = compare_history(local, history, rules)
     files = [str(settings.shown(p)) for p in schema_set.files]
     if schema_set.migrations is not None:
         files.append(f"{settings.shown(schema_set.migrations)}/*.sql")

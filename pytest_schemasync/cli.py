@@ -105,7 +105,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
     schema_set = _migrations_set(settings, args.set)
     assert schema_set.migrations is not None
-    local = discover(schema_set.migrations, schema_set.origin(schema_set.migrations))
+    rules = HistoryRules.of(schema_set)
+    local = discover(schema_set.migrations, schema_set.origin(schema_set.migrations),
+                     rules.style)
     if args.env is not None:
         if args.url or args.url_env:
             raise ConfigError("Name the database once: --env, a URL or --url-env.")
@@ -118,14 +120,14 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         target = ProductionTarget(server_info_from_url(_url(args), kind="target"),
                                   "command line")
     with connect_readonly(target, settings.connect_timeout) as conn:
-        history = read_history(conn)
-    status = compare_history(local, history, HistoryRules.of(schema_set))
+        history = read_history(conn, rules.style)
+    status = compare_history(local, history, rules)
     print(f"Migrations of set {schema_set.name!r} in {target.masked}:")
     if history is None:
-        print("  (no schema_migrations table: nothing applied yet)")
+        print(f"  (no {rules.style.table} table: nothing applied yet)")
     print(status.render())
     print(status.summary())
-    return 0 if not (status.unknown or status.edited) else DriftError.exit_code
+    return 0 if not (status.unknown or status.edited or status.failed) else DriftError.exit_code
 
 
 def cmd_diff(args: argparse.Namespace, settings: Settings) -> int:
@@ -160,12 +162,12 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     if args.dry_run:
         print(f"Dry run: {len(status.pending)} migration(s) would be applied to {where}:")
         for migration in status.pending:
-            print(f"  {migration.version}  {migration.description}  ({migration.path.name})")
+            print(f"  {migration.shown}  {migration.description}  ({migration.path.name})")
         return 0
     if not ran:
         print(f"{where} is up to date ({len(status.applied)} migrations applied).")
     for migration in ran:
-        print(f"applied {migration.version}  {migration.description}")
+        print(f"applied {migration.shown}  {migration.description}")
     return 0
 
 

@@ -116,6 +116,7 @@ class SchemaSet:
     production_dotenv: Path | None = None
     history_version: str = "auto"  # the version form we write: "auto" | "stem" | "number"
     baseline: str | None = None  # the history row standing for the pre-migration schema
+    migration_style: str = "auto"  # file layout and history table (see styles.py)
     # Where each path was named, for error messages: path -> "pyproject.toml:12".
     origins: Mapping[Path, str] = field(default_factory=dict, compare=False)
 
@@ -273,7 +274,7 @@ def _parse_sets(section: dict[str, Any], root: Path, cfg: Path, raw: str) -> dic
             raise ConfigError(f"{where}: [tool.schemasync.sets.{name}] must be a table.")
         unknown = set(body) - {"files", "migrations", "functions-file", "exclude-schemas",
                                "production-url-env", "production-dotenv", "history-version",
-                               "baseline"}
+                               "baseline", "migration-style"}
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} in set {name!r}.")
         files = body.get("files", [])
@@ -295,6 +296,12 @@ def _parse_sets(section: dict[str, Any], root: Path, cfg: Path, raw: str) -> dic
                 f"\"number\" (how migration versions are written to schema_migrations), "
                 f"not {history_version!r}."
             )
+        style = body.get("migration-style", "auto")
+        styles = ("auto", "numbered", "dotted", "flyway", "timestamp", "dbmate",
+                  "golang-migrate")
+        if style not in styles:
+            raise ConfigError(f"{where}: migration-style of set {name!r} must be one of "
+                              f"{', '.join(styles)}, not {style!r}.")
         baseline = body.get("baseline")
         if baseline is not None and (not isinstance(baseline, str) or not baseline):
             raise ConfigError(f"{where}: baseline of set {name!r} must be the version of the "
@@ -311,6 +318,7 @@ def _parse_sets(section: dict[str, Any], root: Path, cfg: Path, raw: str) -> dic
             production_dotenv=resolve(dotenv) if dotenv else None,
             history_version=history_version,
             baseline=baseline,
+            migration_style=style,
             origins=origins,
         )
     return sets

@@ -81,7 +81,8 @@ class BuildPlan:
     def for_set(cls, schema_set: SchemaSet, before: str | None = None) -> BuildPlan:
         migrations: list[Migration] = []
         if schema_set.migrations is not None:
-            migrations = discover(schema_set.migrations, schema_set.origin(schema_set.migrations))
+            migrations = discover(schema_set.migrations, schema_set.origin(schema_set.migrations),
+                                  HistoryRules.of(schema_set).style)
             migrations = select_before(migrations, before)
         elif before is not None:
             raise ServerError(
@@ -352,9 +353,10 @@ class DatabaseManager:
         """
         if not plan.migrations:
             return [], []
+        rules = HistoryRules.of(plan.schema_set)
         with psycopg.connect(self.server.conninfo(build), autocommit=True) as conn:
-            history = read_history(conn) or []
-        pending = unrecorded(list(plan.migrations), history, HistoryRules.of(plan.schema_set),
+            history = read_history(conn, rules.style) or []
+        pending = unrecorded(list(plan.migrations), history, rules,
                              plan.before, f"the base files of set {plan.schema_set.name!r}")
         return pending, [a.version for a in history]
 

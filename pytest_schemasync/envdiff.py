@@ -124,8 +124,9 @@ def diff_environments(settings: Settings, schema_set: SchemaSet,
     result.sides = (left_name, right_name)
     histories = None
     if schema_set.migrations is not None:
-        local = discover(schema_set.migrations, schema_set.origin(schema_set.migrations))
         rules = HistoryRules.of(schema_set)
+        local = discover(schema_set.migrations, schema_set.origin(schema_set.migrations),
+                         rules.style)
         histories = (compare_history(local, left_history, rules),
                      compare_history(local, right_history, rules))
     header = [

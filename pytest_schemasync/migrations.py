@@ -1,8 +1,8 @@
-"""Numbered migration files (``NNN_description.sql``) and the ``schema_migrations`` history."""
+"""Migration files (``NNN_description.sql`` by default, other tools' layouts by
+``migration-style``) and their history table."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +16,7 @@ from .install import InstallTarget, read_schema_file, run_sql
 from .secrets import mask_dsn
 from .server import ServerInfo
 from .sqltext import split_statements
-
-_NAME = re.compile(r"^(?P<version>\d+)_(?P<slug>[A-Za-z0-9_\-]+)\.sql$")
+from .styles import NUMBERED, Style, resolve, version_key
 
 HISTORY_TABLE_DDL = """\
 CREATE TABLE IF NOT EXISTS public.schema_migrations (
@@ -37,60 +36,76 @@ class Migration:
     version: str
     description: str
     path: Path
-    checksum: str  # sha256 of the file's bytes, as recorded in schema_migrations
+    checksum: str  # sha256 of the file's bytes (Flyway: its CRC32), as the history records it
+    repeatable: bool = False  # Flyway's R__ files: run again whenever they change
 
     @property
     def number(self) -> int:
-        return int(self.version)
+        return self.key[0] if self.key else -1
+
+    @property
+    def key(self) -> tuple[int, ...]:
+        return version_key(self.version)
 
     @property
     def stem(self) -> str:
         return self.path.stem
 
+    @property
+    def shown(self) -> str:
+        """The version as messages show it (Flyway's repeatables have none)."""
+        return self.version or "R"
 
-def discover(folder: Path, origin: str = "configuration") -> list[Migration]:
-    """Migrations in version order; refuses unparseable names and duplicate versions."""
+
+def discover(folder: Path, origin: str = "configuration",
+             style: Style = NUMBERED) -> list[Migration]:
+    """Migrations in version order (Flyway's repeatables last, by description); refuses
+    unparseable names and duplicate versions."""
     if not folder.is_dir():
         raise MigrationError(
             f"Migrations folder {folder} does not exist or is not a folder (named at {origin}). "
             f"Create it or fix the 'migrations' path."
         )
-    found: dict[int, Migration] = {}
+    found: dict[tuple[int, ...], Migration] = {}
+    repeatable: dict[str, Migration] = {}
     for path in sorted(folder.glob("*.sql")):
-        match = _NAME.match(path.name)
-        if not match:
+        try:
+            parsed = style.parse(path.name)
+        except ValueError:
+            hint = "" if style is NUMBERED else f" ({style.name} style)"
             raise MigrationError(
-                f"{path}: migration files must be named NNN_description.sql (e.g. "
-                f"003_add_asset_search.sql). Rename it."
-            )
-        migration = Migration(
-            version=match["version"],
-            description=match["slug"].replace("_", " ").replace("-", " "),
-            path=path,
-            checksum=hashlib.sha256(path.read_bytes()).hexdigest(),
-        )
-        if migration.number in found:
-            other = found[migration.number].path.name
+                f"{path}: migration files must be named {style.expected}{hint}. Rename it, or "
+                f"set migration-style for the set if the folder follows another tool."
+            ) from None
+        if parsed is None:
+            continue
+        migration = Migration(parsed.version, parsed.description, path,
+                              style.checksum(path.read_bytes()), parsed.repeatable)
+        if migration.repeatable:
+            repeatable[migration.description] = migration
+            continue
+        if migration.key in found:
+            other = found[migration.key].path.name
             raise MigrationError(
                 f"Two migrations share version {migration.version}: {other} and {path.name} in "
                 f"{folder}. Give one of them the next free number."
             )
-        found[migration.number] = migration
-    return [found[n] for n in sorted(found)]
+        found[migration.key] = migration
+    return [found[k] for k in sorted(found)] + [repeatable[d] for d in sorted(repeatable)]
 
 
 def select_before(migrations: list[Migration], before: str | None) -> list[Migration]:
-    """The migrations strictly older than ``before`` (all of them when None)."""
+    """The migrations strictly older than ``before`` (all of them when None; repeatables,
+    which run after every versioned one, only then)."""
     if before is None:
         return migrations
-    try:
-        limit = int(before)
-    except ValueError:
-        raise MigrationError(f"before={before!r} is not a migration version number.") from None
-    if not any(m.number == limit for m in migrations):
-        known = ", ".join(m.version for m in migrations) or "none"
+    limit = version_key(before)
+    if not limit:
+        raise MigrationError(f"before={before!r} is not a migration version number.")
+    if not any(m.key == limit for m in migrations if not m.repeatable):
+        known = ", ".join(m.version for m in migrations if not m.repeatable) or "none"
         raise MigrationError(f"No migration has version {before!r} (known: {known}).")
-    return [m for m in migrations if m.number < limit]
+    return [m for m in migrations if not m.repeatable and m.key < limit]
 
 
 def _literal(value: str) -> str:
@@ -105,6 +120,7 @@ def _literal(value: str) -> str:
 
 _ROW_NUMBER = re.compile(r"^(\d+)(?:_|$)")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+_CRC32 = re.compile(r"^crc32:-?\d+$")
 _BASELINE = re.compile(r"^(\d+_)?baseline$", re.IGNORECASE)
 
 
@@ -114,12 +130,27 @@ class HistoryRules:
 
     version: str = "auto"  # what we write: "stem", "number", or "auto" (follow the rows)
     baseline: str | None = None  # a row standing for the schema before any migration
+    style: Style = NUMBERED
 
     @classmethod
     def of(cls, schema_set: SchemaSet) -> HistoryRules:
-        return cls(schema_set.history_version, schema_set.baseline)
+        return cls(schema_set.history_version, schema_set.baseline,
+                   resolve(schema_set.migration_style, schema_set.migrations))
 
-    def is_baseline(self, version: str, local_stems: set[str]) -> bool:
+    def row_key(self, applied: AppliedMigration) -> tuple[int, ...] | None:
+        if self.style is NUMBERED:
+            return (applied.number,) if applied.number >= 0 else None
+        return self.style.row_key(applied.version)
+
+    def matches(self, migration: Migration, applied: AppliedMigration) -> bool:
+        if migration.repeatable or not applied.version:
+            return (migration.repeatable and not applied.version
+                    and applied.description == migration.description)
+        return applied.version == migration.stem or self.row_key(applied) == migration.key
+
+    def is_baseline(self, version: str, local_stems: set[str], kind: str = "") -> bool:
+        if kind in ("BASELINE", "SCHEMA"):  # Flyway's own bookkeeping rows
+            return True
         if self.baseline is not None:
             return version == self.baseline
         return bool(_BASELINE.match(version)) and version not in local_stems
@@ -132,16 +163,21 @@ class HistoryRules:
 
 
 def has_checksum(value: str | None) -> bool:
-    """Only a real sha256 is a recorded checksum; placeholders ('sha256_checksum',
-    'baseline', '') and NULL mean "not recorded"."""
-    return bool(value) and bool(_SHA256.match(value or ""))
+    """Only a real sha256 (or a Flyway CRC32) is a recorded checksum; placeholders
+    ('sha256_checksum', 'baseline', '') and NULL mean "not recorded"."""
+    return bool(value) and bool(_SHA256.match(value or "") or _CRC32.match(value or ""))
 
 
 def _own_rows_sql(migration: Migration, known: list[str]) -> str:
     """SQL condition for the history rows a running migration wrote itself: rows matching
     the file that were not there before it ran."""
-    condition = (f"(version = {_literal(migration.stem)} OR (version ~ '^[0-9]+(_|$)' AND "
-                 f"substring(version from '^[0-9]+')::numeric = {migration.number}))")
+    if "." in migration.version:  # dotted: the version itself, or with a suffix
+        condition = (f"(version = {_literal(migration.stem)} OR version = "
+                     f"{_literal(migration.version)} OR starts_with(version, "
+                     f"{_literal(migration.version + '_')}))")
+    else:
+        condition = (f"(version = {_literal(migration.stem)} OR (version ~ '^[0-9]+(_|$)' AND "
+                     f"substring(version from '^[0-9]+')::numeric = {migration.number}))")
     if known:
         condition += f" AND version <> ALL (ARRAY[{', '.join(map(_literal, known))}]::text[])"
     return condition
@@ -151,7 +187,7 @@ def _version_sql(migration: Migration, rules: HistoryRules) -> str:
     """The version we write: the configured form, or the form most rows already use."""
     if rules.version == "stem":
         return _literal(migration.stem)
-    if rules.version == "number":
+    if rules.version == "number" or rules.style is not NUMBERED:
         return _literal(migration.version)
     return (f"(SELECT CASE WHEN count(*) FILTER (WHERE version ~ '^[0-9]+_') > "
             f"count(*) FILTER (WHERE version ~ '^[0-9]+$') THEN {_literal(migration.stem)} "
@@ -170,6 +206,11 @@ def recording_sql(migration: Migration, script_path: str, applied_by: str | None
     who = _literal(applied_by) if applied_by else "current_user"
     elapsed = ("(extract(epoch FROM clock_timestamp() - :'schemasync_t0'::timestamptz) "
                "* 1000)::integer")
+    if rules.style.table != "schema_migrations" or not rules.style.checksums:
+        # Another tool's table: recorded as that tool records it.
+        return prelude, (";\n" + rules.style.ddl + rules.style.record_sql(
+            migration.version, migration.description, migration.checksum, script_path, who,
+            elapsed))
     own = _own_rows_sql(migration, known or [])
     checksum = _literal(migration.checksum)
     # psql runs a file's last statement at end of input even without a ';'; the ';' here
@@ -228,7 +269,8 @@ def run_migration(target: InstallTarget, migration: Migration, *, script_path: s
                   applied_by: str | None, rules: HistoryRules, known: list[str],
                   set_name: str, origin: str, action: str | None = None) -> None:
     """Apply one migration file and its history row in one transaction."""
-    text = transaction_body(read_schema_file(migration.path, origin), migration.path)
+    text = rules.style.body(read_schema_file(migration.path, origin))
+    text = transaction_body(text, migration.path)
     prelude, epilogue = recording_sql(migration, script_path, applied_by, rules, known)
     run_sql(target, migration.path, text, set_name=set_name, origin=origin,
             single_transaction=True, prelude=prelude, epilogue=epilogue, action=action)
@@ -246,6 +288,8 @@ class AppliedMigration:
     applied_by: str
     execution_time_ms: int | None
     script_path: str = ""
+    failed: bool = False  # Flyway success = false, golang-migrate dirty
+    kind: str = ""  # Flyway's type (SQL, BASELINE, ...)
 
     @property
     def number(self) -> int:
@@ -264,11 +308,15 @@ class AppliedMigration:
                 f"{_literal(self.applied_by)}, {timing}, {_literal(self.script_path)})")
 
 
-def history_insert_sql(history: list[AppliedMigration]) -> str:
+def history_insert_sql(history: list[AppliedMigration], style: Style = NUMBERED) -> str:
     """production's history as SQL to append to a refreshed dump (as Rails' structure.sql
     carries schema_migrations): builds then skip the migrations the dump already contains."""
     if not history:
         return ""
+    if style.table != "schema_migrations" or not style.checksums:
+        return style.insert_sql([(a.version, a.description, a.checksum, a.applied_at,
+                                  a.applied_by, a.execution_time_ms, a.script_path, a.failed,
+                                  a.kind) for a in history])
     rows = ",\n".join(a.insert_values() for a in history)
     return (
         "--\n-- Migration history of production when it was dumped (pytest-schemasync): these "
@@ -278,14 +326,17 @@ def history_insert_sql(history: list[AppliedMigration]) -> str:
     )
 
 
-def read_history(conn: psycopg.Connection[Any]) -> list[AppliedMigration] | None:
+def read_history(conn: psycopg.Connection[Any],
+                 style: Style = NUMBERED) -> list[AppliedMigration] | None:
     """The recorded migrations, or None when the database has no history table. Read-only."""
     try:
         with conn.transaction():
-            exists = conn.execute("SELECT to_regclass('public.schema_migrations') IS NOT NULL"
+            exists = conn.execute(f"SELECT to_regclass('public.{style.table}') IS NOT NULL"
                                   ).fetchone()
             if not exists or not exists[0]:
                 return None
+            if style.table != "schema_migrations" or not style.checksums:
+                return [AppliedMigration(*row) for row in conn.execute(style.read_sql())]
             rows = conn.execute(
                 # UTC text and to_jsonb for the optional script_path: the same history
                 # reads the same on any server and from tables without that column.
@@ -295,15 +346,22 @@ def read_history(conn: psycopg.Connection[Any]) -> list[AppliedMigration] | None
                 "execution_time_ms, coalesce(to_jsonb(m) ->> 'script_path', '') "
                 "FROM public.schema_migrations m").fetchall()
     except psycopg.errors.UndefinedColumn as exc:
+        if style is not NUMBERED:
+            raise MigrationError(
+                f"public.{style.table} in database {conn.info.dbname!r} is not the history "
+                f"table of a {style.name} project ({str(exc).strip().splitlines()[0]}). Set "
+                f"migration-style for the set to the tool that owns that table."
+            ) from None
         raise MigrationError(
             f"public.schema_migrations in database {conn.info.dbname!r} is not a history "
             f"table schemasync can read ({str(exc).strip().splitlines()[0]}): it needs the "
             f"columns version, description, checksum, applied_at, applied_by and "
-            f"execution_time_ms. Another migration tool may own that table."
+            f"execution_time_ms. Another migration tool may own that table: set migration-style "
+            f"for the set (e.g. \"timestamp\" for Rails or dbmate)."
         ) from None
     except psycopg.errors.InsufficientPrivilege as exc:
         raise ProductionError(
-            f"Cannot read public.schema_migrations in database {conn.info.dbname!r} as role "
+            f"Cannot read public.{style.table} in database {conn.info.dbname!r} as role "
             f"{conn.info.user!r}: {str(exc).strip().splitlines()[0]}. Grant it SELECT on "
             f"that table (reading the history needs nothing more)."
         ) from None
@@ -320,10 +378,12 @@ class MigrationStatus:
     out_of_order: list[Migration] = field(default_factory=list)  # pending, older than applied
     baseline: list[AppliedMigration] = field(default_factory=list)  # schema before migrations
     unchecked: list[AppliedMigration] = field(default_factory=list)  # rows without a checksum
+    failed: list[AppliedMigration] = field(default_factory=list)  # Flyway failed, golang dirty
+    checksums: bool = True  # whether the tool's history records checksums at all
 
     @property
     def in_sync(self) -> bool:
-        return not (self.pending or self.unknown or self.edited)
+        return not (self.pending or self.unknown or self.edited or self.failed)
 
     def render(self) -> str:
         lines = []
@@ -331,28 +391,33 @@ class MigrationStatus:
             lines.append(f"  baseline  {applied.version}  {applied.description}  (the schema "
                          f"before the first migration; not a migration)")
         for migration, applied in self.applied:
-            notes = [f"{applied.applied_at} by {applied.applied_by}"]
+            notes = [f"{applied.applied_at} by {applied.applied_by}"] if applied.applied_at else []
             if applied.version != migration.version:
                 notes.append(f"recorded as {applied.version}")
-            if not applied.has_checksum:
+            if not applied.has_checksum and self.checksums:
                 notes.append("no checksum recorded")
-            lines.append(f"  applied   {migration.version}  {migration.description}  "
-                         f"({'; '.join(notes)})")
+            lines.append(f"  applied   {migration.shown}  {migration.description}"
+                         + (f"  ({'; '.join(notes)})" if notes else ""))
         for migration, applied in self.edited:
             lines.append(f"  EDITED    {migration.version}  {migration.description}  checksum "
                          f"applied {applied.checksum[:12]}… local {migration.checksum[:12]}…")
         for migration in self.pending:
             late = "  (older than the newest applied one)" if migration in self.out_of_order else ""
-            lines.append(f"  pending   {migration.version}  {migration.description}{late}")
+            lines.append(f"  pending   {migration.shown}  {migration.description}{late}")
         for applied in self.unknown:
             lines.append(f"  UNKNOWN   {applied.version}  {applied.description}  (applied, but "
                          f"no local file)")
+        for applied in self.failed:
+            lines.append(f"  FAILED    {applied.version}  {applied.description}  (the tool "
+                         f"recorded it as failed or dirty: repair it with that tool)")
         return "\n".join(lines) or "  (no migrations)"
 
     def summary(self) -> str:
         line = (f"{len(self.applied)} applied, {len(self.pending)} pending, "
                 f"{len(self.unknown)} unknown, {len(self.edited)} edited")
-        if self.unchecked:
+        if self.failed:
+            line += f", {len(self.failed)} failed"
+        if self.unchecked and self.checksums:
             count = len(self.unchecked)
             line += (f"; {count} row{'s' if count != 1 else ''} had no checksum (placeholder "
                      f"or empty: those files cannot be checked for edits)")
@@ -365,30 +430,56 @@ def compare_history(local: list[Migration], history: list[AppliedMigration] | No
                     rules: HistoryRules = HistoryRules()) -> MigrationStatus:
     """Files against rows: a row is a file's when its version is the file's stem, number or
     number_suffix; a file is edited only where a real sha256 was recorded."""
-    status = MigrationStatus()
+    status = MigrationStatus(checksums=rules.style.checksums)
     stems = {m.stem for m in local}
     rows = []
-    for applied in history or []:
-        (status.baseline if rules.is_baseline(applied.version, stems) else rows).append(applied)
+    for applied in _expanded(history or [], local, rules):
+        (status.baseline if rules.is_baseline(applied.version, stems, applied.kind)
+         else rows).append(applied)
     claimed: set[int] = set()
     for migration in local:
-        mine = [k for k, a in enumerate(rows)
-                if a.version == migration.stem or a.number == migration.number]
+        mine = [k for k, a in enumerate(rows) if rules.matches(migration, a)]
         claimed.update(mine)
+        failed = [rows[k] for k in mine if rows[k].failed]
+        if failed:
+            status.failed.extend(failed)
+            continue
         if not mine:
             status.pending.append(migration)
             continue
+        if migration.repeatable:  # the latest run counts; a changed file runs again
+            if rows[mine[-1]].checksum != migration.checksum:
+                status.pending.append(migration)
+            else:
+                status.applied.append((migration, rows[mine[-1]]))
+            continue
         checked = [rows[k] for k in mine if rows[k].has_checksum]
         applied = checked[0] if checked else rows[mine[0]]
-        if applied.has_checksum and applied.checksum.lower() != migration.checksum:
+        if applied.has_checksum and applied.checksum.lower() != migration.checksum.lower():
             status.edited.append((migration, applied))
         else:
             status.applied.append((migration, applied))
-    newest = max((a.number for a in rows), default=-1)
-    status.out_of_order = [m for m in status.pending if m.number < newest]
+    newest = max((key for a in rows if (key := rules.row_key(a)) is not None), default=())
+    status.out_of_order = [m for m in status.pending if not m.repeatable and m.key < newest]
     status.unknown = [a for k, a in enumerate(rows) if k not in claimed]
     status.unchecked = [a for a in rows if not a.has_checksum]
     return status
+
+
+def _expanded(history: list[AppliedMigration], local: list[Migration],
+              rules: HistoryRules) -> list[AppliedMigration]:
+    """golang-migrate keeps one row, the current version: every file up to it is applied,
+    and a dirty row means that version failed half-way."""
+    if not rules.style.single_row or not history:
+        return history
+    current = history[-1]
+    top = rules.row_key(current) or ()
+    rows = [AppliedMigration(m.version, m.description, "", "", "", None,
+                             failed=current.failed and m.key == top)
+            for m in local if m.key <= top]
+    if all(m.key != top for m in local):
+        rows.append(current)  # no local file: unknown
+    return rows
 
 
 def unrecorded(migrations: list[Migration], history: list[AppliedMigration],
@@ -400,8 +491,9 @@ def unrecorded(migrations: list[Migration], history: list[AppliedMigration],
         migration, applied = status.edited[0]
         raise MigrationError(edited_message(migration, applied, where))
     recorded = [a for _, a in status.applied] + status.unknown
-    if before is not None and any(a.number >= int(before) for a in recorded):
-        newest = max(recorded, key=lambda a: a.number)
+    keys = {a.version: rules.row_key(a) or () for a in recorded}
+    if before is not None and any(k >= version_key(before) for k in keys.values()):
+        newest = max(recorded, key=lambda a: keys[a.version])
         raise MigrationError(
             f"before={before!r} asks for a database without migration {before}, but {where} "
             f"already contain migrations up to {newest.version} (their schema_migrations "
@@ -427,7 +519,7 @@ def apply_pending(info: ServerInfo, psql: Path, migrations_dir: Path, root: Path
                   ) -> tuple[MigrationStatus, list[Migration]]:
     """Apply the pending migrations to a database the user named, each in its own
     transaction together with its history row. Returns the status before and what ran."""
-    local = discover(migrations_dir)
+    local = discover(migrations_dir, style=rules.style)
     where = info.describe() + f" database {info.admin_db}"
     try:
         conn = psycopg.connect(info.conninfo(connect_timeout=10), autocommit=True)
@@ -436,8 +528,14 @@ def apply_pending(info: ServerInfo, psql: Path, migrations_dir: Path, root: Path
     with conn:
         # One migrator at a time per database; released when the connection closes.
         conn.execute("SELECT pg_advisory_lock(%s, %s)", (0x5353, 0x4D494752))
-        history = read_history(conn)
+        history = read_history(conn, rules.style)
         status = compare_history(local, history, rules)
+        if status.failed:
+            versions = ", ".join(a.version for a in status.failed)
+            raise MigrationError(
+                f"{where} has migration(s) {versions} recorded as failed (dirty): the tool "
+                f"stopped half-way. Repair the database and its history with that tool first."
+            )
         if status.edited:
             migration, applied = status.edited[0]
             raise MigrationError(edited_message(migration, applied, where))
@@ -466,11 +564,11 @@ def apply_pending(info: ServerInfo, psql: Path, migrations_dir: Path, root: Path
                 run_migration(target, migration, script_path=str(script), applied_by=None,
                               rules=rules, known=[a.version for a in history or []],
                               set_name=set_name, origin=f"migrations folder {migrations_dir}",
-                              action=f"Migration {migration.version} of set {set_name!r}")
+                              action=f"Migration {migration.shown} of set {set_name!r}")
             except SchemaSyncError as exc:
-                done = ", ".join(m.version for m in ran) or "none"
+                done = ", ".join(m.shown for m in ran) or "none"
                 raise MigrationError(
-                    f"Migration {migration.version} failed and was rolled back; its history "
+                    f"Migration {migration.shown} failed and was rolled back; its history "
                     f"row was not written (applied in this run before it: {done}).\n{exc}"
                 ) from None
             ran.append(migration)
