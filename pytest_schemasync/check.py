@@ -21,7 +21,14 @@ from .databases import DatabaseManager
 from .diff import DiffResult, compare, render_markdown, render_text, to_json
 from .errors import ConfigError, ProductionError
 from .masking import mask_secrets
-from .migrations import AppliedMigration, MigrationStatus, compare_history, discover, read_history
+from .migrations import (
+    AppliedMigration,
+    HistoryRules,
+    MigrationStatus,
+    compare_history,
+    discover,
+    read_history,
+)
 from .production import ProductionTarget, connect_readonly, resolve_production, system_identifier
 from .swap import write_atomic
 
@@ -45,7 +52,7 @@ class SetCheck:
             return []
         state = "in sync" if self.migrations.in_sync else "OUT OF SYNC"
         return ["", f"Migration history (local files vs production schema_migrations): {state}",
-                self.migrations.render()]
+                self.migrations.render(), self.migrations.summary()]
 
     @property
     def refresh_hint(self) -> str:
@@ -76,14 +83,7 @@ class SetCheck:
         data: dict[str, object] = json.loads(to_json(self.result, header=self.header))
         data["drift"] = self.drift  # object drift or migration history out of sync
         if self.migrations is not None:
-            m = self.migrations
-            data["migrations"] = {
-                "in_sync": m.in_sync,
-                "applied": [a.version for a, _ in m.applied],
-                "pending": [p.version for p in m.pending],
-                "unknown": [u.version for u in m.unknown],
-                "edited": [e.version for e, _ in m.edited],
-            }
+            data["migrations"] = status_json(self.migrations)
         return data
 
     def text(self) -> str:
@@ -94,6 +94,19 @@ class SetCheck:
         body = render_markdown(self.result, header=self.header, refresh_hint=self.refresh_hint)
         return "\n".join([f"## Schema set `{self.schema_set.name}`", "", body,
                           *self.extra_sections])
+
+
+def status_json(m: MigrationStatus) -> dict[str, object]:
+    return {
+        "in_sync": m.in_sync,
+        "applied": [a.version for a, _ in m.applied],
+        "pending": [p.version for p in m.pending],
+        "unknown": [u.version for u in m.unknown],
+        "edited": [e.version for e, _ in m.edited],
+        "baseline": [b.version for b in m.baseline],
+        "without_checksum": [u.version for u in m.unchecked],
+        "failed": [f.version for f in m.failed],
+    }
 
 
 def catalog_options(schema_set: SchemaSet) -> CatalogOptions:
@@ -144,7 +157,7 @@ def production_snapshot(
         if manager is not None:
             _refuse_same_server(manager, conn, schema_set, target)
         taken = snapshot(conn, catalog_options(schema_set))
-        history = (read_history(conn, denied=ProductionError)
+        history = (read_history(conn, HistoryRules.of(schema_set).style, denied=ProductionError)
                    if schema_set.migrations is not None else None)
         return taken, history
     except psycopg.Error as exc:
@@ -175,8 +188,10 @@ def check_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSe
     result = compare(bundled, production, catalog_options(schema_set))
     migrations = None
     if schema_set.migrations is not None:
-        local = discover(schema_set.migrations, schema_set.origin(schema_set.migrations))
-        migrations = compare_history(local, history)
+        rules = HistoryRules.of(schema_set)
+        local = discover(schema_set.migrations, schema_set.origin(schema_set.migrations),
+                         rules.style)
+        migrations = compare_history(local, history, rules)
     files = [str(settings.shown(p)) for p in schema_set.files]
     if schema_set.migrations is not None:
         files.append(f"{settings.shown(schema_set.migrations)}/*.sql")

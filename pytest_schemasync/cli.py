@@ -81,28 +81,55 @@ def _migrations_set(settings: Settings, name: str | None) -> SchemaSet:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from .migrations import compare_history, discover, read_history
-    from .production import ProductionTarget, connect_readonly
+    from .migrations import HistoryRules, compare_history, discover, read_history
+    from .production import ProductionTarget, connect_readonly, environment_target
 
     schema_set = _migrations_set(settings, args.set)
     assert schema_set.migrations is not None
-    local = discover(schema_set.migrations, schema_set.origin(schema_set.migrations))
-    target = ProductionTarget(server_info_from_url(_url(args), kind=ServerKind.TARGET),
-                              "command line")
+    rules = HistoryRules.of(schema_set)
+    local = discover(schema_set.migrations, schema_set.origin(schema_set.migrations),
+                     rules.style)
+    if args.env is not None:
+        if args.url or args.url_env:
+            raise ConfigError("Name the database once: --env, a URL or --url-env.")
+        if args.env not in settings.environments:
+            known = ", ".join(sorted(settings.environments)) or "none"
+            raise ConfigError(f"--env {args.env}: no such environment (configured: {known}); "
+                              f"add [tool.schemasync.environments.{args.env}] to pyproject.toml.")
+        target = environment_target(settings.environments[args.env])
+    else:
+        target = ProductionTarget(server_info_from_url(_url(args), kind=ServerKind.TARGET),
+                                  "command line")
     with connect_readonly(target, settings.connect_timeout) as conn:
-        history = read_history(conn, denied=ProductionError)
-    status = compare_history(local, history)
+        history = read_history(conn, rules.style, denied=ProductionError)
+    status = compare_history(local, history, rules)
     print(f"Migrations of set {schema_set.name!r} in {target.masked}:")
     if history is None:
-        print("  (no schema_migrations table: nothing applied yet)")
+        print(f"  (no {rules.style.table} table: nothing applied yet)")
     print(status.render())
-    print(f"{len(status.applied)} applied, {len(status.pending)} pending, "
-          f"{len(status.unknown)} unknown, {len(status.edited)} edited")
-    return 0 if not (status.unknown or status.edited) else DriftError.exit_code
+    print(status.summary())
+    return 0 if not (status.unknown or status.edited or status.failed) else DriftError.exit_code
+
+
+def cmd_diff(args: argparse.Namespace, settings: Settings) -> int:
+    from .envdiff import diff_environments
+    from .production import named_target
+
+    if args.left == args.right:
+        raise ConfigError(f"diff {args.left} {args.right}: name two different databases.")
+    schema_set = settings.schema_set(args.set)
+    # A side given as a URL is named by its masked form: no password in any report.
+    sides = [(mask_dsn(spec), named_target(spec, settings, Path.cwd()))
+             for spec in (args.left, args.right)]
+    result = diff_environments(settings, schema_set, sides)
+    result.write_outputs(args.json, args.markdown)
+    print(result.status_line())
+    print(result.text())
+    return DriftError.exit_code if result.drift else 0
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from .migrations import apply_pending
+    from .migrations import HistoryRules, apply_pending
 
     schema_set = _migrations_set(settings, args.set)
     assert schema_set.migrations is not None
@@ -110,17 +137,18 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     psql = find_binaries(settings.pg_bindir, need_server=False).tool("psql")
     status, ran = apply_pending(info, psql, schema_set.migrations, settings.root,
                                 set_name=schema_set.name, dry_run=args.dry_run,
-                                allow_out_of_order=args.allow_out_of_order)
+                                allow_out_of_order=args.allow_out_of_order,
+                                rules=HistoryRules.of(schema_set))
     where = mask_dsn(info.url())
     if args.dry_run:
         print(f"Dry run: {len(status.pending)} migration(s) would be applied to {where}:")
         for migration in status.pending:
-            print(f"  {migration.version}  {migration.description}  ({migration.path.name})")
+            print(f"  {migration.shown}  {migration.description}  ({migration.path.name})")
         return 0
     if not ran:
         print(f"{where} is up to date ({len(status.applied)} migrations applied).")
     for migration in ran:
-        print(f"applied {migration.version}  {migration.description}")
+        print(f"applied {migration.shown}  {migration.description}")
     return 0
 
 
@@ -237,7 +265,19 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "migrations of a database (read-only)")
     _url_arguments(status, "libpq URL of the database")
     status.add_argument("--set", help="schema set whose migrations folder to use")
+    status.add_argument("--env", help="a database named in [tool.schemasync.environments]")
     status.set_defaults(handler=cmd_status)
+
+    diff = commands.add_parser(
+        "diff", help="compare two databases like the schema check (read-only; exit 10 when "
+                     "they differ): each an environment name, a URL, env:VAR or a dotenv file")
+    diff.add_argument("left", help="e.g. dev, .env.database, env:DEV_DB_URL")
+    diff.add_argument("right", help="e.g. prod, .env.production, env:PROD_DB_URL")
+    diff.add_argument("--set", help="schema set for excluded schemas and the migrations folder "
+                                    "(default: the default set)")
+    diff.add_argument("--json", type=Path, help="also write the result as JSON")
+    diff.add_argument("--markdown", type=Path, help="also write the result as Markdown")
+    diff.set_defaults(handler=cmd_diff)
 
     migrate = commands.add_parser("migrate", help="apply pending migrations to the database "
                                                   "you name, each in its own transaction")

@@ -113,6 +113,9 @@ class SchemaSet:
     exclude_schemas: tuple[str, ...] = ()
     production_url_env: str | None = None
     production_dotenv: Path | None = None
+    history_version: str = "auto"  # the version form we write: "auto" | "stem" | "number"
+    baseline: str | None = None  # the history row standing for the pre-migration schema
+    migration_style: str = "auto"  # file layout and history table (see styles.py)
     # Where each path was named, for error messages: path -> "pyproject.toml:12".
     origins: Mapping[Path, str] = field(default_factory=dict, compare=False)
 
@@ -123,6 +126,17 @@ class SchemaSet:
 
     def origin(self, path: Path) -> str:
         return self.origins.get(path, "configuration")
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A named database (``[tool.schemasync.environments.NAME]``) for ``diff`` and ``status``:
+    its URL is in an environment variable or its DB_* keys in a dotenv file."""
+
+    name: str
+    url_env: str | None = None
+    dotenv: Path | None = None
+    origin: str = "configuration"
 
 
 @dataclass(frozen=True)
@@ -148,6 +162,7 @@ class Settings:
     backup_dir: Path = Path("backups")
     backup_keep: int = 20
     config_file: Path | None = None
+    environments: Mapping[str, Environment] = field(default_factory=dict)
 
     def schema_set(self, name: str | None) -> SchemaSet:
         key = name or self.default_set
@@ -257,7 +272,8 @@ def _parse_sets(section: dict[str, Any], root: Path, cfg: Path, raw: str) -> dic
         if not isinstance(body, dict):
             raise ConfigError(f"{where}: [tool.schemasync.sets.{name}] must be a table.")
         unknown = set(body) - {"files", "migrations", "functions-file", "exclude-schemas",
-                               "production-url-env", "production-dotenv"}
+                               "production-url-env", "production-dotenv", "history-version",
+                               "baseline", "migration-style"}
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} in set {name!r}.")
         files = body.get("files", [])
@@ -272,6 +288,23 @@ def _parse_sets(section: dict[str, Any], root: Path, cfg: Path, raw: str) -> dic
             return path
 
         migrations = body.get("migrations")
+        history_version = body.get("history-version", "auto")
+        if history_version not in ("auto", "stem", "number"):
+            raise ConfigError(
+                f"{where}: history-version of set {name!r} must be \"auto\", \"stem\" or "
+                f"\"number\" (how migration versions are written to schema_migrations), "
+                f"not {history_version!r}."
+            )
+        style = body.get("migration-style", "auto")
+        styles = ("auto", "numbered", "dotted", "flyway", "timestamp", "dbmate",
+                  "golang-migrate")
+        if style not in styles:
+            raise ConfigError(f"{where}: migration-style of set {name!r} must be one of "
+                              f"{', '.join(styles)}, not {style!r}.")
+        baseline = body.get("baseline")
+        if baseline is not None and (not isinstance(baseline, str) or not baseline):
+            raise ConfigError(f"{where}: baseline of set {name!r} must be the version of the "
+                              f"baseline row, e.g. \"000_baseline\".")
         functions_file = body.get("functions-file")
         dotenv = body.get("production-dotenv")
         sets[name] = SchemaSet(
@@ -282,9 +315,38 @@ def _parse_sets(section: dict[str, Any], root: Path, cfg: Path, raw: str) -> dic
             exclude_schemas=global_excludes + tuple(body.get("exclude-schemas", ())),
             production_url_env=body.get("production-url-env"),
             production_dotenv=resolve(dotenv) if dotenv else None,
+            history_version=history_version,
+            baseline=baseline,
+            migration_style=style,
             origins=origins,
         )
     return sets
+
+
+def _parse_environments(section: dict[str, Any], root: Path, cfg: Path,
+                        raw: str) -> dict[str, Environment]:
+    table = section.get("environments", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{cfg}: [tool.schemasync.environments] must be a table of named "
+                          f"environments.")
+    environments: dict[str, Environment] = {}
+    for name, body in table.items():
+        where = f"{cfg.name}:{_line_of(raw, f'environments.{name}]') or '?'}"
+        if not _SET_NAME.match(name) or not isinstance(body, dict):
+            raise ConfigError(f"{where}: [tool.schemasync.environments.{name}] must be a table "
+                              f"named with letters, digits, '_' or '-'.")
+        unknown = set(body) - {"url-env", "dotenv"}
+        if unknown or len(body) != 1:
+            raise ConfigError(
+                f"{where}: environment {name!r} needs exactly one of url-env (the variable "
+                f"holding its URL) or dotenv (a file with DB_HOST, DB_NAME, ...)"
+                + (f"; unknown key(s) {sorted(unknown)}" if unknown else "") + "."
+            )
+        dotenv = body.get("dotenv")
+        environments[name] = Environment(name, url_env=body.get("url-env"),
+                                         dotenv=(root / dotenv).resolve() if dotenv else None,
+                                         origin=where)
+    return environments
 
 
 def build_settings(
@@ -337,4 +399,5 @@ def build_settings(
             f"The default schema set {default!r} is not configured (sets: "
             f"{', '.join(sorted(sets))}). Fix default-set / --schemasync-default-set."
         )
-    return Settings(root=root, sets=sets, default_set=default, config_file=cfg, **values)
+    return Settings(root=root, sets=sets, default_set=default, config_file=cfg,
+                    environments=_parse_environments(section, root, cfg, raw), **values)

@@ -48,6 +48,8 @@ class DiffResult:
     production_version: str
     compared: int = 0  # objects looked at on both sides together
     schemas_excluded: list[str] = field(default_factory=list)
+    # What the two sides are called in reports; `schemasync diff` names its two databases.
+    sides: tuple[str, str] = ("bundled", "production")
 
     @property
     def drift(self) -> bool:
@@ -173,10 +175,11 @@ def compare(bundled: Snapshot, production: Snapshot,
 # --- rendering -------------------------------------------------------------------------------
 
 
-def _unified(diff: Difference, max_lines: int) -> list[str]:
+def _unified(diff: Difference, max_lines: int,
+             sides: tuple[str, str] = ("bundled", "production")) -> list[str]:
     before = diff.bundled.split("\n") if diff.bundled is not None else []
     after = diff.production.split("\n") if diff.production is not None else []
-    lines = list(difflib.unified_diff(before, after, fromfile="bundled", tofile="production",
+    lines = list(difflib.unified_diff(before, after, fromfile=sides[0], tofile=sides[1],
                                       lineterm=""))
     if max_lines > 0 and len(lines) > max_lines:
         hidden = len(lines) - max_lines
@@ -184,8 +187,23 @@ def _unified(diff: Difference, max_lines: int) -> list[str]:
     return lines
 
 
+def _legend(result: DiffResult) -> str:
+    if result.sides == ("bundled", "production"):
+        return _CHANGE_LEGEND
+    left, right = result.sides
+    return (f"missing = in {right}, not in {left}; extra = in {left}, not in {right}; "
+            f"changed = in both, defined differently")
+
+
 def _headline(result: DiffResult) -> str:
     total = len(result.differences)
+    if result.sides != ("bundled", "production"):
+        left, right = result.sides
+        if not total:
+            return (f"No schema drift: {left} matches {right} ({result.compared} catalog "
+                    f"objects compared).")
+        return f"Schema drift: {total} difference{'s' if total != 1 else ''} between " \
+               f"{left} and {right}."
     if not total:
         return (f"No schema drift: the bundled schema matches production "
                 f"({result.compared} catalog objects compared).")
@@ -216,11 +234,11 @@ def render_text(result: DiffResult, *, header: list[tuple[str, str]], max_lines:
             out.append(f"  {kind:<{kw}}  {missing:>7}  {extra:>5}  {changed:>7}")
         totals = [sum(r[i] for r in rows) for i in (1, 2, 3)]
         out.append(f"  {'total':<{kw}}  {totals[0]:>7}  {totals[1]:>5}  {totals[2]:>7}")
-        out.append(f"  ({_CHANGE_LEGEND})")
+        out.append(f"  ({_legend(result)})")
     for diff in result.differences:
         out.append("")
         out.append(diff.title)
-        out.extend(_unified(diff, max_lines))
+        out.extend(_unified(diff, max_lines, result.sides))
     if refresh_hint and result.drift:
         out.append("")
         out.append(refresh_hint)
@@ -254,9 +272,9 @@ def render_markdown(result: DiffResult, *, header: list[tuple[str, str]], max_li
         out.extend(f"| {kind} | {m} | {e} | {c} |" for kind, m, e, c in rows)
         totals = [sum(r[i] for r in rows) for i in (1, 2, 3)]
         out.append(f"| **total** | {totals[0]} | {totals[1]} | {totals[2]} |")
-        out.extend(["", f"_{_CHANGE_LEGEND}_", ""])
+        out.extend(["", f"_{_legend(result)}_", ""])
     for diff in result.differences:
-        body = "\n".join(_unified(diff, max_lines))
+        body = "\n".join(_unified(diff, max_lines, result.sides))
         fence = "`" * max([3, *(len(m) + 1 for m in re.findall(r"`{3,}", body))])
         out.extend([
             "<details open>" if len(result.differences) <= 10 else "<details>",

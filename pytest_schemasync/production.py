@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from dotenv import dotenv_values
 
-from .config import SchemaSet, Settings
+from .config import Environment, SchemaSet, Settings
 from .errors import ConfigError, ProductionError
 from .masking import mask_secrets
 from .server import LIBPQ_ENV, ServerInfo, ServerKind, server_info_from_url
@@ -97,6 +97,48 @@ def resolve_production(settings: Settings, schema_set: SchemaSet,
             info = server_info_from_url(psycopg.conninfo.make_conninfo(**parts), kind=_PRODUCTION)
             return ProductionTarget(info, "PG* variables")
     return None
+
+
+def environment_target(environment: Environment,
+                       environ: Mapping[str, str] | None = None) -> ProductionTarget:
+    """The database a ``[tool.schemasync.environments.NAME]`` table names."""
+    environ = os.environ if environ is None else environ
+    if environment.dotenv is not None:
+        return ProductionTarget(_from_dotenv(environment.dotenv, environment.origin),
+                                f"environment {environment.name} (file "
+                                f"{environment.dotenv.name})")
+    var = environment.url_env or ""
+    if not environ.get(var):
+        raise ConfigError(f"Environment {environment.name!r} ({environment.origin}) reads its "
+                          f"URL from ${var}, which is not set. Export it.")
+    return ProductionTarget(server_info_from_url(environ[var], kind=_PRODUCTION),
+                            f"environment {environment.name} (env {var})")
+
+
+def named_target(spec: str, settings: Settings, cwd: Path,
+                 environ: Mapping[str, str] | None = None) -> ProductionTarget:
+    """A database given on the command line as an environment name, ``env:VAR``, a libpq
+    URL, or a dotenv file (DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD, DB_SSL_MODE)."""
+    environ = os.environ if environ is None else environ
+    if spec in settings.environments:
+        return environment_target(settings.environments[spec], environ)
+    if spec.startswith(("env:", "$")):
+        var = spec.removeprefix("env:").removeprefix("$")
+        if not environ.get(var):
+            raise ConfigError(f"{spec}: the environment variable {var} is not set.")
+        return ProductionTarget(server_info_from_url(environ[var], kind=_PRODUCTION),
+                                f"env {var}")
+    if re.match(r"^postgres(ql)?://", spec) or "=" in spec:
+        return ProductionTarget(server_info_from_url(spec, kind=_PRODUCTION), "command line")
+    path = (cwd / spec) if not Path(spec).is_absolute() else Path(spec)
+    if path.is_file():
+        return ProductionTarget(_from_dotenv(path, "the command line"), f"file {path.name}")
+    known = ", ".join(sorted(settings.environments)) or "none configured"
+    raise ConfigError(
+        f"{spec!r} is not an environment (configured: {known}), a postgresql:// URL, "
+        f"env:VARIABLE or an existing dotenv file. Name environments under "
+        f"[tool.schemasync.environments.NAME] with url-env or dotenv."
+    )
 
 
 def _classify(exc: psycopg.OperationalError, target: ProductionTarget, timeout: int) -> str:

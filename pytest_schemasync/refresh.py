@@ -22,7 +22,7 @@ from .databases import DatabaseManager
 from .diff import DiffResult, compare, render_markdown, render_text
 from .errors import ConfigError, RefreshError
 from .masking import mask_secrets
-from .migrations import history_insert_sql
+from .migrations import HistoryRules, history_insert_sql
 from .production import ProductionTarget, resolve_production
 from .server import ServerInfo, find_pg_dump
 from .sqltext import split_statements
@@ -265,7 +265,8 @@ def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: Schema
              else SplitDump(normalized, "", []))
     schema_text = split.schema
     if schema_set.migrations is not None and history:
-        schema_text = normalize_dump(schema_text + "\n" + history_insert_sql(history))
+        schema_text = normalize_dump(schema_text + "\n" + history_insert_sql(
+            history, HistoryRules.of(schema_set).style))
     new_texts: dict[Path, str] = {schema_set.schema_file: schema_text}
     if schema_set.functions_file is not None:
         new_texts[schema_set.functions_file] = split.functions or "-- no functions\n"

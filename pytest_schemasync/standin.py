@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from .install import InstallTarget, read_schema_file, run_sql
-from .server import EmbeddedCluster, ServerInfo, find_binaries, server_os_user
+from .server import EmbeddedCluster, ServerInfo, ServerKind, find_binaries, server_os_user
 
 OWNER = "app_owner"
 READER = "app_reader"
@@ -134,7 +134,7 @@ class StandinProduction:
 
     def info(self, dbname: str, role: str = READER, *, sslmode: str | None = None) -> ServerInfo:
         params = {"sslmode": sslmode or ("require" if self.ssl else "disable")}
-        return ServerInfo(kind="production", host="127.0.0.1", port=self._cluster.port,
+        return ServerInfo(kind=ServerKind.PRODUCTION, host="127.0.0.1", port=self._cluster.port,
                           user=role, password=self.password, admin_db=dbname, params=params,
                           major=self._cluster.binaries.major,
                           version=self._cluster.binaries.version)

@@ -22,15 +22,16 @@ from psycopg import sql
 
 from .admin import ServerAdmin
 from .config import SchemaSet, Settings
-from .errors import ConfigError, MigrationError
+from .errors import ConfigError
 from .install import InstallTarget, read_schema_file, run_sql
 from .migrations import (
+    HistoryRules,
     Migration,
     discover,
-    edited_message,
     read_history,
-    recording_sql,
+    run_migration,
     select_before,
+    unrecorded,
 )
 from .names import BUILDING, TEMPLATE, lock_key
 from .server import ServerKind
@@ -74,7 +75,8 @@ class BuildPlan:
     def for_set(cls, schema_set: SchemaSet, before: str | None = None) -> BuildPlan:
         migrations: list[Migration] = []
         if schema_set.migrations is not None:
-            migrations = discover(schema_set.migrations, schema_set.origin(schema_set.migrations))
+            migrations = discover(schema_set.migrations, schema_set.origin(schema_set.migrations),
+                                  HistoryRules.of(schema_set).style)
             migrations = select_before(migrations, before)
         elif before is not None:
             raise ConfigError(
@@ -160,13 +162,13 @@ class TemplateStore:
                 origin = schema_set.origin(path)
                 run_sql(target, path, read_schema_file(path, origin),
                         set_name=schema_set.name, origin=origin)
-            for migration in self._unrecorded(plan, build):
-                origin = f"migrations folder {schema_set.migrations}"
-                script = self.settings.shown(migration.path)
-                prelude, epilogue = recording_sql(migration, str(script), "pytest-schemasync")
-                run_sql(target, migration.path, read_schema_file(migration.path, origin),
-                        set_name=schema_set.name, origin=origin, single_transaction=True,
-                        prelude=prelude, epilogue=epilogue)
+            pending, known = self._unrecorded(plan, build)
+            for migration in pending:
+                run_migration(target, migration, applied_by="pytest-schemasync",
+                              script_path=str(self.settings.shown(migration.path)),
+                              rules=HistoryRules.of(schema_set), known=known,
+                              set_name=schema_set.name,
+                              origin=f"migrations folder {schema_set.migrations}")
             libraries = self._libraries_of(build)
         except BaseException:
             with contextlib.suppress(psycopg.Error):
@@ -184,35 +186,22 @@ class TemplateStore:
                 + (f"\n{_LIBRARIES_LINE}{','.join(sorted(libraries))}" if libraries else ""))))
         admin.event(f"built template {name} set={schema_set.name} before={plan.before}")
 
-    def _unrecorded(self, plan: BuildPlan, build: str) -> list[Migration]:
-        """The plan's migrations the base files do not already record.
+    def _unrecorded(self, plan: BuildPlan, build: str) -> tuple[list[Migration], list[str]]:
+        """The plan's migrations the base files do not already record, and the versions
+        they do record.
 
         A refreshed dump of production carries production's ``schema_migrations`` rows (as
         Rails' structure.sql does): those migrations are in the dump already and must not run
         again; a recorded one whose file changed since is an edited migration.
         """
         if not plan.migrations:
-            return []
+            return [], []
+        rules = HistoryRules.of(plan.schema_set)
         with psycopg.connect(self.admin.server.conninfo(build), autocommit=True) as conn:
-            history = read_history(conn) or []
-        recorded = {a.number: a for a in history}
-        if plan.before is not None and any(n >= int(plan.before) for n in recorded):
-            newest = max(recorded)
-            raise MigrationError(
-                f"before={plan.before!r} asks for a database without migration {plan.before}, "
-                f"but the base files of set {plan.schema_set.name!r} already contain "
-                f"migrations up to {recorded[newest].version} (their schema_migrations rows). "
-                f"Only later migrations can be left out."
-            )
-        pending = []
-        for migration in plan.migrations:
-            applied = recorded.get(migration.number)
-            if applied is None:
-                pending.append(migration)
-            elif applied.checksum != migration.checksum:
-                raise MigrationError(edited_message(
-                    migration, applied, f"the base files of set {plan.schema_set.name!r}"))
-        return pending
+            history = read_history(conn, rules.style) or []
+        pending = unrecorded(list(plan.migrations), history, rules,
+                             plan.before, f"the base files of set {plan.schema_set.name!r}")
+        return pending, [a.version for a in history]
 
     # --- extension libraries, for preloading -------------------------------------------
 

@@ -674,6 +674,7 @@ def test_check_reports_a_pending_migration(pytester: pytest.Pytester, prod: Stan
     assert "DRIFT (" in out and "migration history differs" in out
     assert "Migration history (local files vs production schema_migrations): OUT OF SYNC" in out
     assert "  pending   003  add display name" in out
+    assert "3 applied, 1 pending, 0 unknown, 0 edited" in out
     assert "display_name" in out  # the column 003 adds is an object difference too
     for version in ("000", "001", "002"):
         assert f"  applied   {version}  " in out
@@ -735,13 +736,18 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "db" / "gameforge" / "migr
 
 
 def test_gameforge_history_has_four_rows(db):
+    # The files record themselves (by stem; 002 by number, without a path); schemasync
+    # completed those rows instead of adding its own.
     history = db.execute(
         "SELECT version, checksum, script_path FROM schema_migrations ORDER BY version"
     ).fetchall()
     files = sorted(MIGRATIONS.glob("*.sql"))
-    assert [r[0] for r in history] == ["000", "001", "002", "003"]
+    assert [r[0] for r in history] == [
+        "000_migration_system", "001_add_player_profiles", "002", "003_add_asset_search"]
     assert [r[1] for r in history] == [hashlib.sha256(f.read_bytes()).hexdigest() for f in files]
-    assert [r[2] for r in history] == [f"db/gameforge/migrations/{f.name}" for f in files]
+    assert [r[2] for r in history] == [
+        "migrations/000_migration_system.sql", "migrations/001_add_player_profiles.sql",
+        "db/gameforge/migrations/002_add_achievements.sql", "migrations/003_add_asset_search.sql"]
 '''
 
 

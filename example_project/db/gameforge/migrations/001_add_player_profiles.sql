@@ -4,6 +4,8 @@
 -- preferred platform). Existing players get a profile with their username
 -- as gamer tag.
 
+BEGIN;
+
 CREATE TABLE public.player_profiles (
     user_id uuid NOT NULL PRIMARY KEY
         REFERENCES public.users(id) ON DELETE CASCADE,
@@ -34,3 +36,8 @@ SELECT u.id, u.username
 FROM public.users u
 WHERE u.role = 'player'::public.user_role
 ON CONFLICT DO NOTHING;
+
+SELECT public.record_migration('001_add_player_profiles', 'Add player profiles', 'sha256_checksum',
+                               'migrations/001_add_player_profiles.sql');
+
+COMMIT;

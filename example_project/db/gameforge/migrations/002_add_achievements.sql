@@ -2,6 +2,9 @@
 --
 -- Per-project achievements that players unlock. Unlocking awards the
 -- achievement's points as XP on the player's profile.
+--
+-- (An older file: it records itself by number, without a checksum, and
+-- leaves the transaction to whoever runs it.)
 
 CREATE TYPE public.achievement_rarity AS ENUM (
     'common',
@@ -63,3 +66,7 @@ FROM public.player_profiles pp
 LEFT JOIN public.player_achievements pa ON pa.user_id = pp.user_id
 LEFT JOIN public.achievements a ON a.id = pa.achievement_id
 GROUP BY pp.user_id, pp.gamer_tag;
+
+INSERT INTO public.schema_migrations (version, description, applied_at)
+VALUES ('002', 'Add achievements', now())
+ON CONFLICT (version) DO NOTHING;

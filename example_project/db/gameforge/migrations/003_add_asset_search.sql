@@ -10,6 +10,8 @@
 --
 -- Note: the new enum value cannot be used in this same transaction.
 
+BEGIN;
+
 ALTER TYPE public.asset_type ADD VALUE IF NOT EXISTS 'material' AFTER 'shader';
 
 CREATE FUNCTION public.normalize_asset_name(raw text) RETURNS text
@@ -65,3 +67,8 @@ RETURNS TABLE(id uuid, name text, asset_type public.asset_type, path text, score
     ORDER BY score DESC, a.name
     LIMIT max_results;
 $$;
+
+SELECT public.record_migration('003_add_asset_search', 'Add asset search', 'sha256_checksum',
+                               'migrations/003_add_asset_search.sql');
+
+COMMIT;
