@@ -236,9 +236,6 @@ def check_sets(manager: DatabaseManager, settings: Settings, names: list[str] | 
 def write_outputs(checks: list[SetCheck], json_path: Path | None,
                   markdown_path: Path | None) -> None:
     """Write the machine-readable results (written aside, then renamed into place)."""
-    for path in (json_path, markdown_path):
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
     if json_path is not None:
         payload = {
             "drift": any(c.drift for c in checks),

@@ -10,11 +10,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .check import _write_atomic, catalog_options, production_snapshot, status_json
+from .check import catalog_options, production_snapshot, status_json
 from .config import SchemaSet, Settings
 from .diff import DiffResult, compare, render_markdown, render_text, to_json
 from .migrations import HistoryRules, MigrationStatus, compare_history, discover
 from .production import ProductionTarget
+from .swap import write_atomic
 
 
 @dataclass
@@ -92,9 +93,9 @@ class EnvironmentDiff:
 
     def write_outputs(self, json_path: Path | None, markdown_path: Path | None) -> None:
         if json_path is not None:
-            _write_atomic(json_path, json.dumps(self.as_json(), indent=2, sort_keys=True) + "\n")
+            write_atomic(json_path, json.dumps(self.as_json(), indent=2, sort_keys=True) + "\n")
         if markdown_path is not None:
-            _write_atomic(markdown_path, self.markdown())
+            write_atomic(markdown_path, self.markdown())
 
 
 def _states(status: MigrationStatus) -> dict[str, str]:

@@ -22,6 +22,7 @@ def _journal_path(root: Path) -> Path:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``path`` aside, then rename it into place: readers see the old or the new text."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
