@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from . import dbprops
 from .config import OPTIONS, SchemaSet, Settings, build_settings, load_pyproject
 from .errors import ConfigError, DriftError, SchemaSyncError
 from .secrets import mask_dsn
@@ -198,9 +199,13 @@ def cmd_dump(args: argparse.Namespace, settings: Settings) -> int:
     target = ProductionTarget(server_info_from_url(_url(args), kind="source"), "command line")
     with connect_readonly(target, settings.connect_timeout) as conn:
         major = conn.info.server_version // 10000
+        database = dbprops.describe(dbprops.read(conn, major))  # SELECTs, read-only
     text, _ = dump_schema(target.info, major, exclude_schemas=tuple(args.exclude_schema or ()),
                           pinned_bindir=settings.pg_bindir)
     text = normalize_dump(text)
+    # pg_dump --schema-only leaves out what the database itself is created with; on stderr,
+    # so the dump stays the bytes a refresh would write.
+    print(f"database properties: {database}", file=sys.stderr)
     if args.output is None:
         sys.stdout.write(text)
     else:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .dbprops import DatabaseProps
+from .dbprops import parse as parse_database
 from .errors import ConfigError
 
 
@@ -114,6 +116,10 @@ class SchemaSet:
     exclude_schemas: tuple[str, ...] = ()
     production_url_env: str | None = None
     production_dotenv: Path | None = None
+    # Database properties declared in [tool.schemasync.sets.NAME.database]; the file a refresh
+    # writes (database_file, default next to the schema file) is read by dbprops.for_set.
+    database: DatabaseProps | None = None
+    database_file: Path | None = None
     # Where each path was named, for error messages: path -> "pyproject.toml:12".
     origins: Mapping[Path, str] = field(default_factory=dict, compare=False)
 
@@ -258,7 +264,8 @@ def _parse_sets(section: dict[str, Any], root: Path, cfg: Path, raw: str) -> dic
         if not isinstance(body, dict):
             raise ConfigError(f"{where}: [tool.schemasync.sets.{name}] must be a table.")
         unknown = set(body) - {"files", "migrations", "functions-file", "exclude-schemas",
-                               "production-url-env", "production-dotenv"}
+                               "production-url-env", "production-dotenv", "database",
+                               "database-file"}
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} in set {name!r}.")
         files = body.get("files", [])
@@ -275,6 +282,11 @@ def _parse_sets(section: dict[str, Any], root: Path, cfg: Path, raw: str) -> dic
         migrations = body.get("migrations")
         functions_file = body.get("functions-file")
         dotenv = body.get("production-dotenv")
+        database_file = body.get("database-file")
+        database = None
+        if "database" in body:
+            line = _line_of(raw, f"sets.{name}.database]")
+            database = parse_database(body["database"], f"{cfg.name}:{line}" if line else where)
         sets[name] = SchemaSet(
             name=name,
             files=tuple(resolve(str(f)) for f in files),
@@ -283,6 +295,8 @@ def _parse_sets(section: dict[str, Any], root: Path, cfg: Path, raw: str) -> dic
             exclude_schemas=global_excludes + tuple(body.get("exclude-schemas", ())),
             production_url_env=body.get("production-url-env"),
             production_dotenv=resolve(dotenv) if dotenv else None,
+            database=database,
+            database_file=resolve(database_file) if database_file else None,
             origins=origins,
         )
     return sets

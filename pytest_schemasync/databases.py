@@ -26,6 +26,7 @@ import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
+from . import dbprops
 from .cache import content_hash
 from .config import SchemaSet, Settings
 from .errors import MigrationError, ServerError
@@ -67,6 +68,7 @@ class Template:
     before: str | None
     from_cache: bool
     seconds: float
+    database: str = ""  # the databases' properties, one line (dbprops.describe)
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,10 @@ class BuildPlan:
         for path in self.files:
             read_schema_file(path, self.schema_set.origin(path), scan=False)
         paths = list(self.files) + [m.path for m in self.migrations]
-        return content_hash(self.schema_set, paths, major, extra=(f"before={self.before}",))
+        props = dbprops.for_set(self.schema_set)
+        extra = () if props.empty else (props.hash_text(),)  # unchanged names without any
+        return content_hash(self.schema_set, paths, major,
+                            extra=(f"before={self.before}", *extra))
 
 
 def _short(text: str) -> str:
@@ -129,6 +134,8 @@ class DatabaseManager:
         self._created: list[str] = []
         self._lock = threading.Lock()
         self._pool: ClonePool | None = None
+        # template -> database settings every clone of it gets (TEMPLATE does not copy them)
+        self._clone_settings: dict[str, tuple[tuple[str, str], ...]] = {}
 
     # --- plumbing -----------------------------------------------------------------
 
@@ -273,15 +280,18 @@ class DatabaseManager:
                 self._build(plan, name)
             elif self.exclusive:  # e.g. built by a refresh's proof, which could not clean up
                 self._drop_stale_templates(name)
-        template = Template(name, schema_set.name, before, cached, time.perf_counter() - started)
+        self._clone_settings[name] = dbprops.for_set(schema_set).settings
+        database = dbprops.describe(dbprops.read(self.admin, self.server.major, name))
+        template = Template(name, schema_set.name, before, cached, time.perf_counter() - started,
+                            database)
         self._templates[key] = template
         return template
 
     def _build(self, plan: BuildPlan, name: str) -> None:
         build = f"ssb_{name[4:]}_{os.getpid()}"  # <= 54 + 8 bytes
         self._drop(build)
-        self.admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'")
-                           .format(sql.Identifier(build)))
+        dbprops.create_database(self.admin, build, dbprops.for_set(plan.schema_set),
+                                self.server.major, plan.schema_set.name)
         target = InstallTarget(self.server, build, self.psql)
         schema_set = plan.schema_set
         try:
@@ -397,6 +407,7 @@ class DatabaseManager:
         conn.execute(query)
         with self._lock:
             self._created.append(name)
+        dbprops.apply_settings(conn, name, self._clone_settings.get(template, ()))
         return name
 
     @property
