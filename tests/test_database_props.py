@@ -382,3 +382,13 @@ def test_declared_twice_is_a_config_error(tmp_path: Path) -> None:
     settings = build_settings(tmp_path, environ={})
     with pytest.raises(ConfigError, match="declares its database properties twice"):
         dbprops.for_set(settings.sets["app"])
+
+
+def test_dump_shows_the_database_properties(prod: StandinProduction, icu_db: str, cache: Path,
+                                            tmp_path: Path) -> None:
+    _pyproject(tmp_path)
+    done = _cli(tmp_path, cache, {}, "dump", prod.url(icu_db))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [f"database properties: {DESCRIBED}"], done.stderr
+    assert "CREATE TABLE public.people" in done.stdout
+    assert "database properties" not in done.stdout  # the dump stays what a refresh writes
