@@ -160,7 +160,7 @@ def for_set(schema_set: SchemaSet) -> DatabaseProps:
     if not recorded:
         return DatabaseProps()
     assert path is not None
-    shown = schema_set.origin(path) if path in schema_set.origins else str(path)
+    shown = str(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -392,3 +392,20 @@ def test_dump_shows_the_database_properties(prod: StandinProduction, icu_db: str
     assert done.stderr.splitlines() == [f"database properties: {DESCRIBED}"], done.stderr
     assert "CREATE TABLE public.people" in done.stdout
     assert "database properties" not in done.stdout  # the dump stays what a refresh writes
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("encoding = UTF8\n", "cannot read the database properties of set 'app'"),
+    ('lc-colate = "C"\n', "unknown database property ['lc-colate']"),
+])
+def test_bad_recorded_file_names_the_file(tmp_path: Path, text: str, needle: str) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.schemasync.sets.app]\nfiles = ["db/schema.sql"]\n')
+    recorded = tmp_path / "db" / "schema.database.toml"
+    recorded.parent.mkdir()
+    recorded.write_text(text)
+    settings = build_settings(tmp_path, environ={})
+    with pytest.raises(ConfigError) as info:
+        dbprops.for_set(settings.sets["app"])
+    assert str(info.value).startswith(f"{recorded}: "), str(info.value)
+    assert needle in str(info.value)
