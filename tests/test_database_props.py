@@ -198,6 +198,10 @@ def test_matching_set_has_no_drift_and_tests_see_production(
     assert line.endswith(f"(databases: {DESCRIBED})"), line
     plain = next(x for x in header_lines(result) if "set 'plain': template" in x)
     assert plain.endswith("(databases: UTF8, libc, collate C, ctype C; no database settings)")
+    # xdist workers make their own clones (and pools) of the controller's templates.
+    workers = run_inner(pytester, cache, "-n", "2")
+    assert workers.ret == 0, output_of(workers)
+    workers.assert_outcomes(passed=7)
 
     # The properties are part of the template's content hash: another time zone, another
     # template (and the check now reports that one setting).
