@@ -205,7 +205,7 @@ def cmd_dump(args: argparse.Namespace, settings: Settings) -> int:
     text = normalize_dump(text)
     # pg_dump --schema-only leaves out what the database itself is created with; on stderr,
     # so the dump stays the bytes a refresh would write.
-    print(f"database properties: {database}", file=sys.stderr)
+    print(mask_dsn(f"database properties: {database}"), file=sys.stderr)
     if args.output is None:
         sys.stdout.write(text)
     else:

@@ -55,6 +55,19 @@ _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)
 SERVER_SETTINGS = ("DateStyle", "IntervalStyle", "TimeZone", "standard_conforming_strings",
                    "default_transaction_isolation", "search_path")
 FILE_SUFFIX = ".database.toml"
+# Database settings can hold secrets (Supabase keeps its JWT secret in
+# app.settings.jwt_secret): their values are never shown, compared or recorded, only whether
+# they are set. A refresh records MASK, or the test value already in the file.
+_SECRET_SETTING = re.compile(r"secret|passw|pwd|token|credential|private|api_?key", re.I)
+MASK = "****"
+
+
+def is_secret(name: str) -> bool:
+    return _SECRET_SETTING.search(name) is not None
+
+
+def _shown(name: str, value: str) -> str:
+    return MASK if is_secret(name) else value
 
 
 @dataclass(frozen=True)
@@ -179,6 +192,15 @@ def _toml_string(value: str) -> str:
     return '"' + re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\u{ord(m.group()):04x}", escaped) + '"'
 
 
+def for_recording(props: DatabaseProps, previous: DatabaseProps | None = None
+                  ) -> DatabaseProps:
+    """``props`` without secret values: each becomes the value ``previous`` recorded (a test
+    value someone put there) or MASK, so production's never reaches the repository."""
+    kept = {n.lower(): v for n, v in previous.settings} if previous is not None else {}
+    return replace(props, settings=tuple(
+        (n, kept.get(n.lower(), MASK) if is_secret(n) else v) for n, v in props.settings))
+
+
 def to_toml(props: DatabaseProps, table: str | None = None) -> str:
     """The file a refresh writes: fixed order, no timestamp (two refreshes, same bytes);
     with ``table``, the same as that pyproject table."""
@@ -231,7 +253,7 @@ def describe(props: DatabaseProps) -> str:
         parts.append(f"icu rules {props.icu_rules!r}")
     parts += [f"collate {props.lc_collate or 'default'}", f"ctype {props.lc_ctype or 'default'}"]
     text = ", ".join(parts)
-    settings = "; ".join(f"{n}={v}" for n, v in props.settings)
+    settings = "; ".join(f"{n}={_shown(n, v)}" for n, v in props.settings)
     return f"{text}; {settings}" if settings else f"{text}; no database settings"
 
 
@@ -413,7 +435,9 @@ def objects(props: DatabaseProps) -> list[tuple[str, str]]:
     """(identity, definition) of each property, for the ``database`` kind of a snapshot."""
     found = [(key, f"{key.upper().replace('-', '_')} {getattr(props, attr)}")
              for key, (attr, _) in _KEYS.items() if getattr(props, attr) is not None]
-    found += [(f"setting {name}", f"SET {name} TO {value}") for name, value in props.settings]
+    found += [(f"setting {name}", f"SET {name} TO {value}" if not is_secret(name) else
+               f"SET {name} TO {MASK} (a secret: only whether it is set is compared)")
+              for name, value in props.settings]
     return found
 
 

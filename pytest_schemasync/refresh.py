@@ -263,7 +263,7 @@ def _database_file(manager: DatabaseManager, schema_set: SchemaSet,
             f"Production's database properties differ from those set {schema_set.name!r} "
             f"declares in {schema_set.database.source}; refresh does not edit pyproject.toml, "
             f"and nothing was written. Replace the table with production's:\n\n"
-            f"{dbprops.to_toml(production.database, table)}\n"
+            f"{dbprops.to_toml(dbprops.for_recording(production.database, declared), table)}\n"
             f"or delete it, and the next refresh records them in "
             f"{dbprops.file_of(schema_set)}.")
     path = dbprops.file_of(schema_set)
@@ -299,7 +299,9 @@ def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: Schema
         new_texts[schema_set.functions_file] = split.functions or "-- no functions\n"
     props_path = _database_file(manager, schema_set, production)
     if props_path is not None:
-        new_texts[props_path] = dbprops.to_toml(production.database)
+        previous = dbprops.for_set(schema_set)
+        new_texts[props_path] = dbprops.to_toml(dbprops.for_recording(production.database,
+                                                                      previous))
     changed = [p for p, text in new_texts.items()
                if not p.exists() or p.read_text(encoding="utf-8") != text]
     if any(not p.exists() for p in new_texts if p != props_path):

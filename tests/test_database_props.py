@@ -413,3 +413,40 @@ def test_bad_recorded_file_names_the_file(tmp_path: Path, text: str, needle: str
         dbprops.for_set(settings.sets["app"])
     assert str(info.value).startswith(f"{recorded}: "), str(info.value)
     assert needle in str(info.value)
+
+
+# --- secrets kept in database settings ------------------------------------------------------
+
+JWT = "prod-JWT-s3cret-value-0123456789"
+
+
+def test_secret_settings_are_never_shown_or_recorded(prod: StandinProduction, cache: Path,
+                                                     tmp_path: Path) -> None:
+    """Supabase keeps its JWT secret in a database setting: the check compares only whether
+    it is set, and a refresh records a placeholder (or the test value already recorded)."""
+    name = _production(prod, tmp_path, icu=False, settings=False)
+    prod.execute("postgres", f"ALTER DATABASE {name} SET \"app.settings.jwt_secret\" TO '{JWT}'")
+    _pyproject(tmp_path)
+    url = prod.url(name)
+    ret, data, text, markdown = _check(tmp_path, cache, url)
+    assert ret == DriftError.exit_code, text
+    assert [(d["identity"], d["change"]) for d in data["differences"]] == [
+        ("setting app.settings.jwt_secret", "missing")]
+    recorded = tmp_path / "db" / "schema.database.toml"
+    first = _cli(tmp_path, cache, {ENV: url}, "refresh")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert recorded.read_text().endswith('[settings]\n"app.settings.jwt_secret" = "****"\n')
+    # A test value put in the file is kept by the next refresh (and is not drift).
+    recorded.write_text(recorded.read_text().replace("****", "test-secret"))
+    second = _cli(tmp_path, cache, {ENV: url}, "refresh")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "no change to the schema files" in second.stdout
+    assert '"app.settings.jwt_secret" = "test-secret"' in recorded.read_text()
+    ret, data, text, markdown = _check(tmp_path, cache, url)
+    assert ret == 0, text
+    dump = _cli(tmp_path, cache, {}, "dump", url)
+    assert "app.settings.jwt_secret=****" in dump.stderr
+    outputs = [text, markdown, json.dumps(data), first.stdout + first.stderr,
+               second.stdout + second.stderr, dump.stdout + dump.stderr]
+    outputs += [p.read_text() for p in tmp_path.rglob("*") if p.is_file()]
+    assert not [o for o in outputs if JWT in o]
