@@ -91,6 +91,7 @@ def icu_db(prod: StandinProduction, tmp_path_factory: pytest.TempPathFactory) ->
 def _pyproject(root: Path, database: str = "", extra_sets: str = "") -> None:
     (root / "db").mkdir(exist_ok=True)
     (root / "db" / "schema.sql").write_text(SCHEMA, encoding="utf-8")
+    (root / "db" / "plain.sql").write_text(SCHEMA, encoding="utf-8")
     (root / "pyproject.toml").write_text(
         "[tool.pytest.ini_options]\n\n[tool.schemasync]\ndefault-set = \"app\"\n\n"
         "[tool.schemasync.sets.app]\nfiles = [\"db/schema.sql\"]\n"
@@ -180,7 +181,9 @@ def test_factory(schemasync_db_factory):
 def test_plain_set_keeps_the_server_defaults(db, fresh_db):
     assert facts(db) == PLAIN and facts(fresh_db) == PLAIN
 '''
-PLAIN_SET = '[tool.schemasync.sets.plain]\nfiles = ["db/schema.sql"]\n'
+# Its own copy of the schema: the properties recorded next to a schema file apply to every
+# set whose main file it is.
+PLAIN_SET = '[tool.schemasync.sets.plain]\nfiles = ["db/plain.sql"]\n'
 
 
 def test_matching_set_has_no_drift_and_tests_see_production(
@@ -450,3 +453,16 @@ def test_secret_settings_are_never_shown_or_recorded(prod: StandinProduction, ca
                second.stdout + second.stderr, dump.stdout + dump.stderr]
     outputs += [p.read_text() for p in tmp_path.rglob("*") if p.is_file()]
     assert not [o for o in outputs if JWT in o]
+
+
+def test_pytest_refresh_then_runs_the_tests_with_the_recorded_properties(
+        pytester: pytest.Pytester, prod: StandinProduction, icu_db: str, cache: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _pyproject(pytester.path, "", PLAIN_SET)
+    pytester.makepyfile(test_inner=INNER_TESTS)
+    monkeypatch.setenv(ENV, prod.url(icu_db))
+    result = run_inner(pytester, cache, "--refresh-schema")
+    out = output_of(result)
+    assert result.ret == 0, out
+    assert "refresh 'app': updated db/schema.sql, db/schema.database.toml" in out
+    result.assert_outcomes(passed=7)
