@@ -18,6 +18,9 @@ Version-dependent details:
   ``pg_constraint`` (contype ``n``); they are skipped there and reported through the column's
   (or domain's) ``NOT NULL`` line, as on older servers.
 * ``attgenerated`` 's' (STORED) exists from 12; 'v' (VIRTUAL) from 18.
+* The database itself (encoding, locale, ``pg_db_role_setting``) is kind ``database``;
+  ``datlocprovider``/``daticulocale`` exist from 15, ``daticurules`` from 16, and from 17
+  ``datlocale`` holds the ICU or builtin locale (see dbprops.read).
 * ``lock_timeout`` is 10 s: the only locks taken are AccessShareLocks on views.
 * The deparsed text itself (views, defaults, function headers) can differ between majors;
   ``diff.compare`` warns when the two sides run different majors.
@@ -28,19 +31,20 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
+from . import dbprops
 from .errors import CatalogError, ConfigError
 from .names import sql_literal
 
 # Report order; diff sorts differences the same way.
 KINDS: tuple[str, ...] = (
-    "schema", "extension", "type", "enum", "domain", "sequence", "table", "column",
+    "database", "schema", "extension", "type", "enum", "domain", "sequence", "table", "column",
     "constraint", "index", "view", "materialized view", "function", "procedure", "aggregate",
     "trigger", "policy", "owner", "grant",
 )
@@ -81,6 +85,10 @@ class Snapshot:
     server_major: int
     objects: dict[tuple[str, str], CatalogObject]  # (kind, identity) -> object, sorted
     schemas_excluded: list[str]  # schemas that matched the exclusion patterns
+    # Encoding, locale and database-level settings (also in ``objects`` as kind "database").
+    database: dbprops.DatabaseProps = field(default_factory=dbprops.DatabaseProps)
+    # Result-changing server-wide settings a new session starts with: name -> (value, source).
+    server_settings: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def normalize(text: str) -> str:
@@ -750,9 +758,13 @@ def snapshot(conn: psycopg.Connection[Any], options: CatalogOptions = DEFAULT_OP
     try:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:
+            server_settings = dbprops.read_server_settings(conn)  # before our SET LOCALs
             for statement in _SESSION_SETTINGS:
                 conn.execute(statement)
             collector = _Collector(options)
+            database = dbprops.read(conn, major)
+            for identity, definition in dbprops.objects(database):
+                collector.add("database", identity, definition)
             excluded = _read(conn, collector, major)
         finally:
             if conn.info.transaction_status != TransactionStatus.IDLE and not conn.closed:
@@ -762,7 +774,7 @@ def snapshot(conn: psycopg.Connection[Any], options: CatalogOptions = DEFAULT_OP
             conn.autocommit = autocommit
     objects = dict(sorted(collector.objects.items(),
                           key=lambda kv: (KIND_ORDER.get(kv[0][0], len(KINDS)), kv[0])))
-    return Snapshot(version, major, objects, sorted(excluded))
+    return Snapshot(version, major, objects, sorted(excluded), database, server_settings)
 
 
 def _read(conn: psycopg.Connection[Any], c: _Collector, major: int) -> list[str]:

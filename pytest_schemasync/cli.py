@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from . import dbprops
 from .config import OPTIONS, SchemaSet, Settings, build_settings, load_pyproject
 from .errors import ConfigError, DriftError, ProductionError, SchemaSyncError
 from .masking import mask_dsn
@@ -193,9 +194,13 @@ def cmd_dump(args: argparse.Namespace, settings: Settings) -> int:
                               "command line")
     with connect_readonly(target, settings.connect_timeout) as conn:
         major = conn.info.server_version // 10000
+        database = dbprops.describe(dbprops.read(conn, major))  # SELECTs, read-only
     text, _ = dump_schema(target.info, major, exclude_schemas=tuple(args.exclude_schema or ()),
                           pinned_bindir=settings.pg_bindir)
     text = normalize_dump(text)
+    # pg_dump --schema-only leaves out what the database itself is created with; on stderr,
+    # so the dump stays the bytes a refresh would write.
+    print(mask_dsn(f"database properties: {database}"), file=sys.stderr)
     if args.output is None:
         sys.stdout.write(text)
     else:

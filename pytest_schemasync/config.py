@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .dbprops import DatabaseProps
+from .dbprops import parse as parse_database
 from .errors import ConfigError
 
 
@@ -116,6 +118,10 @@ class SchemaSet:
     history_version: str = "auto"  # the version form we write: "auto" | "stem" | "number"
     baseline: str | None = None  # the history row standing for the pre-migration schema
     migration_style: str = "auto"  # file layout and history table (see styles.py)
+    # Database properties declared in [tool.schemasync.sets.NAME.database]; the file a refresh
+    # writes (database_file, default next to the schema file) is read by dbprops.for_set.
+    database: DatabaseProps | None = None
+    database_file: Path | None = None
     # Where each path was named, for error messages: path -> "pyproject.toml:12".
     origins: Mapping[Path, str] = field(default_factory=dict, compare=False)
 
@@ -273,7 +279,7 @@ def _parse_sets(section: dict[str, Any], root: Path, cfg: Path, raw: str) -> dic
             raise ConfigError(f"{where}: [tool.schemasync.sets.{name}] must be a table.")
         unknown = set(body) - {"files", "migrations", "functions-file", "exclude-schemas",
                                "production-url-env", "production-dotenv", "history-version",
-                               "baseline", "migration-style"}
+                               "baseline", "migration-style", "database", "database-file"}
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} in set {name!r}.")
         files = body.get("files", [])
@@ -307,6 +313,11 @@ def _parse_sets(section: dict[str, Any], root: Path, cfg: Path, raw: str) -> dic
                               f"baseline row, e.g. \"000_baseline\".")
         functions_file = body.get("functions-file")
         dotenv = body.get("production-dotenv")
+        database_file = body.get("database-file")
+        database = None
+        if "database" in body:
+            line = _line_of(raw, f"sets.{name}.database]")
+            database = parse_database(body["database"], f"{cfg.name}:{line}" if line else where)
         sets[name] = SchemaSet(
             name=name,
             files=tuple(resolve(str(f)) for f in files),
@@ -318,6 +329,8 @@ def _parse_sets(section: dict[str, Any], root: Path, cfg: Path, raw: str) -> dic
             history_version=history_version,
             baseline=baseline,
             migration_style=style,
+            database=database,
+            database_file=resolve(database_file) if database_file else None,
             origins=origins,
         )
     return sets

@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
+from . import dbprops
 from .admin import Database, ServerAdmin
 from .config import SchemaSet, Settings
 from .names import CLONE, ROLLBACK, token_key
@@ -103,6 +104,7 @@ class DatabaseManager:
         conn.execute(query)
         with self._lock:
             self._created.append(name)
+        dbprops.apply_settings(conn, name, self.templates.clone_settings.get(template, ()))
         return name
 
     @property

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import dbprops
 from .catalog import DEFAULT_OPTIONS, KINDS, CatalogObject, CatalogOptions, Snapshot
 from .masking import mask_dsn
 
@@ -153,6 +154,10 @@ def compare(bundled: Snapshot, production: Snapshot,
             f"when the schema is the same, so some differences below may be spurious: build the "
             f"scratch database on PostgreSQL {production.server_major} for an exact check."
         )
+    database_level = {name.lower() for side in (bundled, production)
+                      for name, _ in side.database.settings}
+    warnings.extend(dbprops.server_warnings(bundled.server_settings, production.server_settings,
+                                            database_level))
     if options.column_order != "ignore":
         for table, ours, theirs in _column_orders(bundled, production):
             if options.column_order == "drift":

@@ -255,7 +255,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     for template in config.stash.get(templates_key, []):
         how = ("from cache" if template.from_cache
                else f"built in {template.seconds:.2f}s")
-        lines.append(f"schemasync: set {template.set_name!r}: template {how}")
+        lines.append(f"schemasync: set {template.set_name!r}: template {how}"
+                     + (f" (databases: {mask_dsn(template.database)})"
+                        if template.database else ""))
     lines.extend(config.stash.get(lines_key, []))
     return lines
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from . import dbprops
 from .catalog import Snapshot
 from .check import bundled_snapshot, catalog_options, production_snapshot
 from .config import SchemaSet, Settings
@@ -229,6 +230,7 @@ def _summary(schema_set: SchemaSet, target: ProductionTarget, production: Snapsh
         f"- Server: PostgreSQL {production.server_version}; pg_dump {pg_dump_version}",
         f"- Files replaced: {', '.join(changed) or 'none (already identical)'}",
         f"- Functions moved to the functions file: {len(moved)}",
+        f"- Database properties: {dbprops.describe(production.database)}",
         "",
         "## Objects in production",
         "",
@@ -242,6 +244,31 @@ def _summary(schema_set: SchemaSet, target: ProductionTarget, production: Snapsh
         "already described production.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _database_file(manager: DatabaseManager, schema_set: SchemaSet,
+                   production: Snapshot) -> Path | None:
+    """Where to record production's database properties, or None: the file is written when
+    it exists already, or when the set's databases would otherwise differ from production.
+    Properties declared in pyproject.toml are the user's: refresh never edits that file."""
+    declared = dbprops.for_set(schema_set)
+    default = dbprops.read(manager.admin, manager.server.major, "template0")
+    matches = dbprops.same(dbprops.effective(declared, default), production.database)
+    if schema_set.database is not None:
+        if matches:
+            return None
+        table = f"tool.schemasync.sets.{schema_set.name}.database"
+        raise RefreshError(
+            f"Production's database properties differ from those set {schema_set.name!r} "
+            f"declares in {schema_set.database.source}; refresh does not edit pyproject.toml, "
+            f"and nothing was written. Replace the table with production's:\n\n"
+            f"{dbprops.to_toml(dbprops.for_recording(production.database, declared), table)}\n"
+            f"or delete it, and the next refresh records them in "
+            f"{dbprops.file_of(schema_set)}.")
+    path = dbprops.file_of(schema_set)
+    if path is not None and (path.is_file() or not matches):
+        return path
+    return None
 
 
 def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSet, *,
@@ -270,9 +297,14 @@ def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: Schema
     new_texts: dict[Path, str] = {schema_set.schema_file: schema_text}
     if schema_set.functions_file is not None:
         new_texts[schema_set.functions_file] = split.functions or "-- no functions\n"
+    props_path = _database_file(manager, schema_set, production)
+    if props_path is not None:
+        previous = dbprops.for_set(schema_set)
+        new_texts[props_path] = dbprops.to_toml(dbprops.for_recording(production.database,
+                                                                      previous))
     changed = [p for p, text in new_texts.items()
                if not p.exists() or p.read_text(encoding="utf-8") != text]
-    if any(not p.exists() for p in new_texts):
+    if any(not p.exists() for p in new_texts if p != props_path):
         # A first refresh creates the file (e.g. a newly configured functions-file): the old
         # files cannot be built, and described nothing.
         empty = Snapshot(production.server_version, production.server_major, {}, [])
@@ -314,6 +346,8 @@ def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: Schema
 
     # Prove: the staged files (plus the set's other files, unchanged) must rebuild production.
     proof_set = replace(schema_set, files=tuple(staged.get(p, p) for p in schema_set.files),
+                        database_file=staged.get(props_path) if props_path
+                        else schema_set.database_file,
                         origins={**schema_set.origins,
                                  **{v: f"staged {v.relative_to(backup)}" for v in staged.values()}})
     try:

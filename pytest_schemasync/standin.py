@@ -142,12 +142,14 @@ class StandinProduction:
     def url(self, dbname: str, role: str = READER, *, sslmode: str | None = None) -> str:
         return self.info(dbname, role, sslmode=sslmode).url(dbname)
 
-    def create_database(self, name: str, files: list[Path] | tuple[Path, ...] = ()) -> None:
+    def create_database(self, name: str, files: list[Path] | tuple[Path, ...] = (),
+                        *, options: str = "") -> None:
         """A database owned by the owner role, with ``files`` installed and read rights
-        granted to the reader role."""
+        granted to the reader role; ``options`` are more CREATE DATABASE options, e.g.
+        "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"."""
         with self.superuser_connect() as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                sql.Identifier(name), sql.Identifier(OWNER)))
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} {}").format(
+                sql.Identifier(name), sql.Identifier(OWNER), sql.SQL(options)))
         psql = find_binaries(os.environ.get("SCHEMASYNC_PG_BINDIR"),
                              need_server=False).tool("psql")
         # Like a real production: the reader role can read whatever the owner creates later.

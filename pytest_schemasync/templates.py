@@ -20,6 +20,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from . import dbprops
 from .admin import ServerAdmin
 from .config import SchemaSet, Settings
 from .errors import ConfigError
@@ -62,6 +63,7 @@ class Template:
     before: str | None
     from_cache: bool
     seconds: float
+    database: str = ""  # the databases' properties, one line (dbprops.describe)
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,10 @@ class BuildPlan:
         for path in self.files:
             read_schema_file(path, self.schema_set.origin(path), scan=False)
         paths = list(self.files) + [m.path for m in self.migrations]
-        return content_hash(self.schema_set, paths, major, extra=(f"before={self.before}",))
+        props = dbprops.for_set(self.schema_set)
+        extra = () if props.empty else (props.hash_text(),)  # unchanged names without any
+        return content_hash(self.schema_set, paths, major,
+                            extra=(f"before={self.before}", *extra))
 
 
 def _short(text: str) -> str:
@@ -108,6 +113,8 @@ class TemplateStore:
         self.psql = psql
         self.exclusive = exclusive  # we own the whole cluster, so stale templates are ours
         self._known: dict[tuple[str, str | None], Template] = {}
+        # template -> database settings every clone of it gets (TEMPLATE does not copy them)
+        self.clone_settings: dict[str, tuple[tuple[str, str], ...]] = {}
 
     @property
     def _project_prefix(self) -> str:
@@ -147,14 +154,17 @@ class TemplateStore:
                 self._build(plan, name)
             if remember and self.exclusive:  # e.g. one built by a refresh's proof
                 self._drop_stale(name)
-        return Template(name, schema_set.name, before, cached, time.perf_counter() - started)
+        self.clone_settings[name] = dbprops.for_set(schema_set).settings
+        database = dbprops.describe(dbprops.read(self.admin.conn, self.admin.server.major, name))
+        return Template(name, schema_set.name, before, cached, time.perf_counter() - started,
+                        database)
 
     def _build(self, plan: BuildPlan, name: str) -> None:
         build = f"{BUILDING}_{name[4:]}_{os.getpid()}"  # <= 54 + 8 bytes
         admin = self.admin
         admin.drop(build)
-        admin.conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'")
-                           .format(sql.Identifier(build)))
+        dbprops.create_database(admin.conn, build, dbprops.for_set(plan.schema_set),
+                                admin.server.major, plan.schema_set.name)
         target = InstallTarget(admin.server, build, self.psql)
         schema_set = plan.schema_set
         try:
