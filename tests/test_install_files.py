@@ -7,6 +7,11 @@ from pathlib import Path
 import pytest
 from conftest import make_project, output_of, run_inner
 
+from pytest_schemasync.cache import acquire_cluster
+from pytest_schemasync.errors import SchemaInstallError
+from pytest_schemasync.install import InstallTarget, run_sql
+from pytest_schemasync.server import find_binaries, server_os_user
+
 # What `pg_dump --schema-only` plus a data section writes (PostgreSQL 15.14+/17.6+ add the
 # \restrict lines with a random key).
 PG_DUMP_FILE = r"""--
@@ -167,3 +172,34 @@ def test_pg_dump_style_file_installs(pytester: pytest.Pytester, cache_dir: Path)
     result = run_inner(pytester, cache_dir)
     result.assert_outcomes(passed=3)
     assert "Traceback" not in output_of(result)
+
+
+def test_a_dump_from_a_newer_pg_dump_names_the_major_and_the_fix(cache_dir: Path,
+                                                                  tmp_path: Path) -> None:
+    """pg_dump 17+ writes ``SET transaction_timeout = 0``, which PostgreSQL 15 refuses."""
+    binaries = find_binaries()
+    server = binaries.major
+    # The real case where this server predates it; a made-up future one on newer servers.
+    newer, setting = (17, "transaction_timeout") if server < 17 else (99, "future_timeout")
+    dump = tmp_path / "schema.sql"
+    dump.write_text(
+        f"--\n-- PostgreSQL database dump\n--\n\n-- Dumped from database version {newer}.2\n"
+        f"-- Dumped by pg_dump version {newer}.2\n\nSET statement_timeout = 0;\n"
+        f"SET lock_timeout = 0;\nSET {setting} = 0;\nSET client_encoding = 'UTF8';\n\n"
+        f"CREATE TABLE public.t (id integer);\n")
+    lease = acquire_cluster(cache_dir, binaries, server_os_user())
+    try:
+        target = InstallTarget(lease.cluster.info(), "postgres", binaries.tool("psql"))
+        with pytest.raises(SchemaInstallError) as raised:
+            run_sql(target, dump, dump.read_text(), set_name="main", origin="pyproject.toml:3")
+    finally:
+        lease.release()
+    message = str(raised.value)
+    assert f"failed at {dump}:10 " in message
+    assert f"This file was dumped by a newer pg_dump ({newer}) than this PostgreSQL {server} " \
+           f"server" in message
+    assert f"does not know the setting {setting!r}" in message
+    assert f"delete the line ({dump}:10)" in message
+    assert f"run the tests on PostgreSQL {newer}" in message
+    assert f"/usr/lib/postgresql/{newer}/bin" in message
+    assert "Fix the file and run again" not in message  # the generic advice gives way
