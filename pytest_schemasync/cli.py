@@ -200,7 +200,8 @@ def cmd_dump(args: argparse.Namespace, settings: Settings) -> int:
     with connect_readonly(target, settings.connect_timeout) as conn:
         major = conn.info.server_version // 10000
     text, _ = dump_schema(target.info, major, exclude_schemas=tuple(args.exclude_schema or ()),
-                          pinned_bindir=settings.pg_bindir)
+                          pinned_bindir=settings.pg_bindir,
+                          lock_timeout=settings.dump_lock_timeout, timeout=settings.dump_timeout)
     text = normalize_dump(text)
     if args.output is None:
         sys.stdout.write(text)
