@@ -148,9 +148,10 @@ def pytest_configure(config: pytest.Config) -> None:
     attach = config.workerinput.get("schemasync") if _is_worker(config) else None  # type: ignore[attr-defined]
     worker = config.workerinput.get("workerid", "m") if _is_worker(config) else "m"  # type: ignore[attr-defined]
     config.stash[session_args_key] = (settings, worker, attach)
-    from . import asyncfixtures  # adb, afresh_db
+    from . import asyncfixtures, sqlalchemy_fixtures  # adb, afresh_db; db_sqlalchemy
 
     config.pluginmanager.register(asyncfixtures, "schemasync-async")
+    config.pluginmanager.register(sqlalchemy_fixtures, "schemasync-sqlalchemy")
     if config.pluginmanager.hasplugin("xdist") and not _is_worker(config):
         config.pluginmanager.register(XdistHooks(config), "schemasync-xdist")
     if not _is_worker(config):
