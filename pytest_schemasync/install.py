@@ -65,6 +65,7 @@ _PSQL_ERROR = re.compile(
 _SERVER_LINE = re.compile(r"^LINE (\d+):")
 _UNKNOWN_SETTING = re.compile(r'unrecognized configuration parameter "(?P<name>[^"]+)"')
 _DUMPED_BY = re.compile(r"^-- Dumped by pg_dump version (?P<major>\d+)", re.MULTILINE)
+_DUMPED_FROM = re.compile(r"^-- Dumped from database version (?P<major>\d+)", re.MULTILINE)
 # Settings pg_dump writes at the top of a dump, by the major that first writes them.
 DUMP_SETTINGS_SINCE = {"transaction_timeout": 17, "default_toast_compression": 14,
                        "default_table_access_method": 12}
@@ -183,6 +184,14 @@ def _newer_dump_hint(text: str, stderr: str, major: int, path: Path, line: int) 
     newer = int(dumped["major"]) if dumped else DUMP_SETTINGS_SINCE.get(name)
     if newer is None or newer <= major:
         return None
+    source = _DUMPED_FROM.search(text)
+    if source is not None and int(source["major"]) <= major:
+        # A newer pg_dump of a database this server's major can hold: the line is the trouble.
+        return (
+            f"  This file was dumped by pg_dump {newer} from a PostgreSQL {source['major']} "
+            f"database; pg_dump {newer} writes settings PostgreSQL {major} does not know "
+            f"({name!r}). Fix: delete the line ({path}:{line}), or dump with pg_dump {major}."
+        )
     return (
         f"  This file was dumped by a newer pg_dump ({newer}) than this PostgreSQL {major} "
         f"server: PostgreSQL {major} does not know the setting {name!r}. Fix: delete the line "
