@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import ci_cache
 import psycopg
 from psycopg import sql
 from report import RAW_MODES, CheckBench, Measurements, Outcome, Row, StressBench, render
@@ -569,6 +570,12 @@ def main() -> int:
     step("warm session start")
     start = bench.start_overhead(bench.shm / "cache-start")
     imports, server = bench.start_breakdown(bench.shm / "cache-start")
+    step(f"CI cache: cold, warm and restored starts x{args.repeat}")
+    ci = ci_cache.CiCacheBench()
+    try:
+        ci = ci_cache.measure(bench.work, bench.shm, python=bench.python, repeat=args.repeat)
+    except Exception as exc:
+        ci.error = f"{type(exc).__name__}: {exc}"[:2000]
     step("schema check and refresh (stand-in production, example project)")
     load.append(f"{os.getloadavg()[0]:.2f}")
     check = CheckBench()
@@ -587,10 +594,11 @@ def main() -> int:
     load.append(f"{os.getloadavg()[0]:.2f}")
     measured = Measurements(rows, raw, start, imports, server, bench.probes, bench.python_note,
                             load, args.repeat, time.perf_counter() - began, check, stress)
-    text = render(measured, PG_BINDIR)
+    text = render(measured, PG_BINDIR) + "\n" + ci_cache.render(ci)
     args.out.write_text(text)
     print(text)
-    return 0 if all(r.ok for r in rows) and check.ok and stress.ok else 1
+    ci_ok = not (ci.failures or ci.error)
+    return 0 if all(r.ok for r in rows) and check.ok and stress.ok and ci_ok else 1
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from . import dbprops
 from .config import OPTIONS, SchemaSet, Settings, build_settings, load_pyproject
@@ -196,7 +197,8 @@ def cmd_dump(args: argparse.Namespace, settings: Settings) -> int:
         major = conn.info.server_version // 10000
         database = dbprops.describe(dbprops.read(conn, major))  # SELECTs, read-only
     text, _ = dump_schema(target.info, major, exclude_schemas=tuple(args.exclude_schema or ()),
-                          pinned_bindir=settings.pg_bindir)
+                          pinned_bindir=settings.pg_bindir,
+                          lock_timeout=settings.dump_lock_timeout, timeout=settings.dump_timeout)
     text = normalize_dump(text)
     # pg_dump --schema-only leaves out what the database itself is created with; on stderr,
     # so the dump stays the bytes a refresh would write.
@@ -240,23 +242,45 @@ def cmd_clean(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="schemasync",
-        description="Schema-faithful PostgreSQL test databases: check bundled schema files "
-                    "against production, refresh them, manage migrations.",
-    )
-    parser.add_argument("--project", type=Path, default=None,
+def _global_arguments(parser: Any, default: object) -> None:
+    parser.add_argument("--project", type=Path, default=default,
                         help="project folder with pyproject.toml (default: nearest upwards)")
     for option in OPTIONS:
         if option.name in _PYTEST_ONLY or option.name == "dry_run":
             continue
         if option.kind == "bool":
             parser.add_argument(option.flag, dest=option.name, action="store_true",
-                                default=None, help=option.help)
+                                default=default, help=option.help)
         else:
-            parser.add_argument(option.flag, dest=option.name, default=None, help=option.help)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+            parser.add_argument(option.flag, dest=option.name, default=default,
+                                help=option.help)
+
+
+class _Commands:
+    """``add_subparsers()`` whose every command also takes the global options."""
+
+    def __init__(self, action: Any, common: argparse.ArgumentParser) -> None:
+        self.action = action
+        self.common = common
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return self.action.add_parser(name, parents=[self.common], **kwargs)  # type: ignore[no-any-return]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="schemasync",
+        description="Schema-faithful PostgreSQL test databases: check bundled schema files "
+                    "against production, refresh them, manage migrations.",
+    )
+    _global_arguments(parser, default=None)
+    # Users type global options after the command too (`schemasync check --schemasync-...`):
+    # every command accepts them; SUPPRESS keeps a value given before the command.
+    common = argparse.ArgumentParser(add_help=False)
+    _global_arguments(common.add_argument_group("global options (also accepted before the "
+                                                "command)"), default=argparse.SUPPRESS)
+    commands = _Commands(parser.add_subparsers(dest="command", required=True,
+                                               metavar="COMMAND"), common)
 
     check = commands.add_parser("check", help="compare the bundled schema with production "
                                               "(exit 10 on drift, 11 when production "

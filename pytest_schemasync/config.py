@@ -86,6 +86,13 @@ OPTIONS: tuple[Option, ...] = (
            env="SCHEMASYNC_PRODUCTION_URL"),
     Option("connect_timeout", "Seconds to wait when connecting to production.",
            kind="int", default=5, env="SCHEMASYNC_CONNECT_TIMEOUT", minimum=1),
+    Option("dump_lock_timeout", "Seconds pg_dump may wait for a table lock on production "
+           "(pg_dump --lock-wait-timeout) before refresh/dump give up: a busy production is "
+           "left alone instead of queueing behind a migration's lock.",
+           kind="int", default=5, minimum=1, env="SCHEMASYNC_DUMP_LOCK_TIMEOUT"),
+    Option("dump_timeout", "Seconds the whole pg_dump of production may take; it is then "
+           "stopped, releasing the locks it holds, and refresh/dump give up.",
+           kind="int", default=120, minimum=1, env="SCHEMASYNC_DUMP_TIMEOUT"),
     Option("check_json", "Also write the schema-check result as JSON to this file.", kind="path"),
     Option("check_markdown", "Also write the schema-check result as Markdown to this file "
            "(e.g. $GITHUB_STEP_SUMMARY).", kind="path"),
@@ -161,6 +168,8 @@ class Settings:
     check: bool = False
     production_url: str | None = field(default=None, repr=False)
     connect_timeout: int = 5
+    dump_lock_timeout: int = 5
+    dump_timeout: int = 120
     check_json: Path | None = None
     check_markdown: Path | None = None
     refresh: bool = False

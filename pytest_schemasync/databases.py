@@ -159,6 +159,22 @@ class DatabaseManager:
         self._rollback[key] = (database, conn)
         return conn
 
+    def rollback_database(self, set_name: str | None = None,
+                          before: str | None = None) -> Database:
+        """This process's copy of the set that ``rollback_connection`` serves, for a client
+        of its own (``adb`` opens an async connection to it per test). Never discards: the
+        sync connection may be in a test's transaction right now."""
+        key = (self.settings.schema_set(set_name).name, before)
+        if key not in self._rollback:
+            self.rollback_connection(set_name, before)
+        return self._rollback[key][0]
+
+    def discard_rollback_database(self, database: Database) -> None:
+        """Forget a rollback database a client of its own spoiled (e.g. ``adb`` committed)."""
+        for key, (candidate, _) in list(self._rollback.items()):
+            if candidate.name == database.name:
+                self._discard_rollback(key)
+
     def _discard_rollback(self, key: tuple[str, str | None]) -> None:
         database, conn = self._rollback.pop(key)
         with contextlib.suppress(psycopg.Error):

@@ -63,6 +63,12 @@ _PSQL_ERROR = re.compile(
     r"^psql:(?P<file>.*?):(?P<line>\d+): (?P<level>ERROR|FATAL):\s+(?P<msg>.*)$"
 )
 _SERVER_LINE = re.compile(r"^LINE (\d+):")
+_UNKNOWN_SETTING = re.compile(r'unrecognized configuration parameter "(?P<name>[^"]+)"')
+_DUMPED_BY = re.compile(r"^-- Dumped by pg_dump version (?P<major>\d+)", re.MULTILINE)
+_DUMPED_FROM = re.compile(r"^-- Dumped from database version (?P<major>\d+)", re.MULTILINE)
+# Settings pg_dump writes at the top of a dump, by the major that first writes them.
+DUMP_SETTINGS_SINCE = {"transaction_timeout": 17, "default_toast_compression": 14,
+                       "default_table_access_method": 12}
 _MISSING_EXT = (
     re.compile(r'extension control file "[^"]*/(?P<name>[^/"]+)\.control"'),
     re.compile(r'extension "(?P<name>[^"]+)" is not available'),
@@ -143,6 +149,10 @@ def describe_failure(path: Path, text: str, line: int, stderr_lines: list[str], 
         parts.append(f"  The statement (lines {statement.start_line}-{statement.end_line}):")
         parts.extend(f"    {ln}" for ln in shown)
     joined = "\n".join(stderr_lines)
+    newer = _newer_dump_hint(text, joined, major, path, line)
+    if newer is not None:
+        parts.append(newer)
+        return mask_secrets("\n".join(parts), secrets)
     for pattern in _MISSING_EXT:
         match = pattern.search(joined)
         if match:
@@ -159,6 +169,36 @@ def describe_failure(path: Path, text: str, line: int, stderr_lines: list[str], 
                      + ("" if action.startswith("Migration") else
                         " The template is rebuilt when a file changes."))
     return mask_secrets("\n".join(parts), secrets)
+
+
+def _newer_dump_hint(text: str, stderr: str, major: int, path: Path, line: int) -> str | None:
+    """For a SET of a setting this server lacks in a file pg_dump wrote: the file comes from
+    a newer pg_dump (e.g. ``SET transaction_timeout = 0`` from pg_dump 17 on PostgreSQL 15)."""
+    unknown = _UNKNOWN_SETTING.search(stderr)
+    statement = statement_at_line(text, line)
+    if unknown is None or statement is None or not re.match(
+            r"\s*(SET|SELECT pg_catalog\.set_config)\b", statement.text, re.IGNORECASE):
+        return None
+    name = unknown["name"]
+    dumped = _DUMPED_BY.search(text)
+    newer = int(dumped["major"]) if dumped else DUMP_SETTINGS_SINCE.get(name)
+    if newer is None or newer <= major:
+        return None
+    source = _DUMPED_FROM.search(text)
+    if source is not None and int(source["major"]) <= major:
+        # A newer pg_dump of a database this server's major can hold: the line is the trouble.
+        return (
+            f"  This file was dumped by pg_dump {newer} from a PostgreSQL {source['major']} "
+            f"database; pg_dump {newer} writes settings PostgreSQL {major} does not know "
+            f"({name!r}). Fix: delete the line ({path}:{line}), or dump with pg_dump {major}."
+        )
+    return (
+        f"  This file was dumped by a newer pg_dump ({newer}) than this PostgreSQL {major} "
+        f"server: PostgreSQL {major} does not know the setting {name!r}. Fix: delete the line "
+        f"({path}:{line}), or run the tests on PostgreSQL {newer} (point "
+        f"--schemasync-pg-bindir at its bin directory, e.g. /usr/lib/postgresql/{newer}/bin), "
+        f"or dump with pg_dump {major}."
+    )
 
 
 def run_sql(target: InstallTarget, path: Path, text: str, *, set_name: str, origin: str,

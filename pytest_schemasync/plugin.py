@@ -148,6 +148,10 @@ def pytest_configure(config: pytest.Config) -> None:
     attach = config.workerinput.get("schemasync") if _is_worker(config) else None  # type: ignore[attr-defined]
     worker = config.workerinput.get("workerid", "m") if _is_worker(config) else "m"  # type: ignore[attr-defined]
     config.stash[session_args_key] = (settings, worker, attach)
+    from . import asyncfixtures, sqlalchemy_fixtures  # adb, afresh_db; db_sqlalchemy
+
+    config.pluginmanager.register(asyncfixtures, "schemasync-async")
+    config.pluginmanager.register(sqlalchemy_fixtures, "schemasync-sqlalchemy")
     if config.pluginmanager.hasplugin("xdist") and not _is_worker(config):
         config.pluginmanager.register(XdistHooks(config), "schemasync-xdist")
     if not _is_worker(config):
@@ -347,7 +351,8 @@ def db(schemasync: Scratch, request: pytest.FixtureRequest) -> Iterator[psycopg.
     """A connection to a database with the schema set installed; the test's changes are
     rolled back afterwards. Use ``with db.transaction():`` for savepoints."""
     import psycopg
-    from psycopg.pq import TransactionStatus
+
+    from . import txguard
 
     set_name, before = _marker_choice(request)
     manager = schemasync.manager
@@ -355,37 +360,40 @@ def db(schemasync: Scratch, request: pytest.FixtureRequest) -> Iterator[psycopg.
     row_factory = conn.row_factory
     tx = conn.transaction(force_rollback=True)
     tx.__enter__()
-    # A guard savepoint tells, at teardown, whether this is still our transaction: after a
-    # raw COMMIT (even one followed by more statements) it no longer exists.
-    conn.execute(f"SAVEPOINT {_GUARD}")
+    for statement in txguard.opening_statements():
+        conn.execute(statement)  # type: ignore[arg-type]
     try:
         yield conn
     finally:
-        ours = False
-        if not conn.closed and conn.info.transaction_status in (TransactionStatus.INTRANS,
-                                                                TransactionStatus.INERROR):
+        restored = False
+        if txguard.may_be_ours(conn):
             try:
-                conn.execute(f"ROLLBACK TO SAVEPOINT {_GUARD}")
-                ours = True
+                conn.execute(txguard.RESTORE)  # type: ignore[arg-type]
+                restored = True
             except psycopg.Error:
-                ours = False
-        committed = not conn.closed and not ours
+                restored = False
+        ending = txguard.judge(conn, restored)
         with contextlib.suppress(psycopg.Error, psycopg.ProgrammingError):
             tx.__exit__(None, None, None)
-        if ours:
+        if not ending.spoiled:
             conn.row_factory = row_factory
-        else:
-            # The test committed or broke the connection: this database is no longer the
-            # pristine schema, so it is replaced before the next test uses it.
-            manager.discard_rollback_for(conn)
-            if committed:
-                warnings.warn(SchemaSyncWarning(
-                    f"{request.node.nodeid} ended the transaction of the `db` fixture (COMMIT); "
-                    f"its database was replaced. Use `fresh_db` for tests that commit."),
-                    stacklevel=1)
+        _after_test_transaction(request, ending, "db", "fresh_db",
+                                lambda: manager.discard_rollback_for(conn))
 
 
-_GUARD = "schemasync_guard"
+def _after_test_transaction(request: pytest.FixtureRequest, ending: Any, fixture: str,
+                            instead: str, discard: Callable[[], None]) -> None:
+    """A test that committed or broke the connection leaves a database that is no longer
+    the pristine schema: it is replaced before the next test uses it (``db`` and ``adb``)."""
+    if not ending.spoiled:
+        return
+    discard()
+    if ending.committed:
+        from .txguard import commit_warning
+
+        warnings.warn(SchemaSyncWarning(commit_warning(request.node.nodeid, fixture, instead)),
+                      stacklevel=1)
+
 
 DbFactory = Callable[..., "Database"]
 

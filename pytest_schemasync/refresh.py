@@ -21,7 +21,7 @@ from .check import bundled_snapshot, catalog_options, production_snapshot
 from .config import SchemaSet, Settings
 from .databases import DatabaseManager
 from .diff import DiffResult, compare, render_markdown, render_text
-from .errors import ConfigError, RefreshError
+from .errors import ConfigError, ProductionError, RefreshError
 from .masking import mask_secrets
 from .migrations import HistoryRules, history_insert_sql
 from .production import ProductionTarget, resolve_production
@@ -29,6 +29,8 @@ from .server import ServerInfo, find_pg_dump
 from .sqltext import split_statements
 from .swap import recover, replace_files
 
+_LOCK_TIMEOUT = re.compile(r"canceling statement due to statement timeout[\s\S]*?"
+                           r"Query was: LOCK TABLE (?P<table>\S+) IN ACCESS SHARE MODE")
 _VERSION_HEADER = re.compile(r"^-- Dumped (from database|by pg_dump) version .*$")
 _RESTRICT = re.compile(r"^\\(un)?restrict\b.*$")
 _FUNCTION = re.compile(r"^CREATE (OR REPLACE )?(FUNCTION|PROCEDURE) (?P<name>[^\s(]+)\(",
@@ -47,20 +49,45 @@ def _pg_dump_supports(pg_dump: Path, flag: str) -> bool:
 
 
 def dump_schema(info: ServerInfo, server_major: int, *, exclude_schemas: tuple[str, ...] = (),
-                pinned_bindir: str | None = None) -> tuple[str, str]:
-    """``pg_dump --schema-only`` of the database, read-only. Returns (text, pg_dump version)."""
+                pinned_bindir: str | None = None, lock_timeout: int = 5,
+                timeout: float = 120) -> tuple[str, str]:
+    """``pg_dump --schema-only`` of the database, read-only. Returns (text, pg_dump version).
+
+    A busy production is left alone: pg_dump waits at most ``lock_timeout`` seconds for each
+    table lock (queued behind a migration's ACCESS EXCLUSIVE lock it would wait forever, and
+    every query on the table would queue behind it), and the whole dump is stopped after
+    ``timeout`` seconds (pg_dump sets statement_timeout to 0 itself, so that limit is ours).
+    """
     pg_dump, version = find_pg_dump(server_major, pinned_bindir)
-    args = [str(pg_dump), "--schema-only", "--no-owner", "--no-privileges", "--no-tablespaces"]
+    args = [str(pg_dump), "--schema-only", "--no-owner", "--no-privileges", "--no-tablespaces",
+            f"--lock-wait-timeout={lock_timeout * 1000}"]
     # pg_dump 15.14+/16.10+/17.6+ guard dumps with \restrict and a random key; a fixed key
     # keeps the output stable where the flag exists (and the lines are stripped anyway).
     if _pg_dump_supports(pg_dump, "--restrict-key"):
         args.append("--restrict-key=schemasync")
     for pattern in exclude_schemas:
         args.append(f"--exclude-schema={pattern}")
-    env = info.client_env(info.admin_db, "-c default_transaction_read_only=on")
-    result = subprocess.run(args, capture_output=True, text=True, env=env)
+    options = "-c default_transaction_read_only=on"
+    if server_major >= 14:  # a stopped pg_dump's backend then quits even while it waits
+        options += " -c client_connection_check_interval=1000"
+    env = info.client_env(info.admin_db, options)
+    secrets = (info.password,) if info.password else ()
+    try:
+        result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:  # run() has killed pg_dump: its locks go with it
+        raise ProductionError(mask_secrets(
+            f"Production is busy or slow: pg_dump {version} of {info.url()} did not finish "
+            f"within {timeout:g} s and was stopped. Nothing was changed. Try again later, or "
+            f"allow more time with --schemasync-dump-timeout.", secrets)) from None
     if result.returncode != 0:
-        secrets = (info.password,) if info.password else ()
+        busy = _LOCK_TIMEOUT.search(result.stderr)
+        if busy is not None:
+            raise ProductionError(mask_secrets(
+                f"Production is busy: pg_dump {version} waited {lock_timeout} s for a lock on "
+                f"{busy['table']} of {info.url()} (another session holds a conflicting lock, "
+                f"such as a migration's ACCESS EXCLUSIVE) and gave up. Nothing was changed. "
+                f"Try again when that session is done, or wait longer with "
+                f"--schemasync-dump-lock-timeout.", secrets))
         raise RefreshError(mask_secrets(
             f"pg_dump {version} failed against {info.url()}: {result.stderr.strip()}", secrets))
     return result.stdout, version
@@ -286,7 +313,9 @@ def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: Schema
     production, history = production_snapshot(target, schema_set, settings, manager)
     raw, pg_dump_version = dump_schema(target.info, production.server_major,
                                        exclude_schemas=schema_set.exclude_schemas,
-                                       pinned_bindir=settings.pg_bindir)
+                                       pinned_bindir=settings.pg_bindir,
+                                       lock_timeout=settings.dump_lock_timeout,
+                                       timeout=settings.dump_timeout)
     normalized = normalize_dump(raw)
     split = (split_functions(normalized) if schema_set.functions_file is not None
              else SplitDump(normalized, "", []))

@@ -7,6 +7,11 @@ from pathlib import Path
 import pytest
 from conftest import make_project, output_of, run_inner
 
+from pytest_schemasync.clusters import acquire_cluster
+from pytest_schemasync.errors import SchemaInstallError
+from pytest_schemasync.install import InstallTarget, run_sql
+from pytest_schemasync.server import find_binaries, server_os_user
+
 # What `pg_dump --schema-only` plus a data section writes (PostgreSQL 15.14+/17.6+ add the
 # \restrict lines with a random key).
 PG_DUMP_FILE = r"""--
@@ -167,3 +172,48 @@ def test_pg_dump_style_file_installs(pytester: pytest.Pytester, cache_dir: Path)
     result = run_inner(pytester, cache_dir)
     result.assert_outcomes(passed=3)
     assert "Traceback" not in output_of(result)
+
+
+def _install_failure(cache_dir: Path, dump: Path, text: str) -> str:
+    binaries = find_binaries()
+    dump.write_text(text)
+    lease = acquire_cluster(cache_dir, binaries, server_os_user())
+    try:
+        target = InstallTarget(lease.cluster.info(), "postgres", binaries.tool("psql"))
+        with pytest.raises(SchemaInstallError) as raised:
+            run_sql(target, dump, text, set_name="main", origin="pyproject.toml:3")
+    finally:
+        lease.release()
+    return str(raised.value)
+
+
+def _dump_head(source: int, pg_dump: int, setting: str) -> str:
+    return (f"--\n-- PostgreSQL database dump\n--\n\n-- Dumped from database version "
+            f"{source}.2\n-- Dumped by pg_dump version {pg_dump}.2\n\nSET statement_timeout = 0;\n"
+            f"SET lock_timeout = 0;\nSET {setting} = 0;\nSET client_encoding = 'UTF8';\n\n"
+            f"CREATE TABLE public.t (id integer);\n")
+
+
+def test_a_dump_from_a_newer_pg_dump_names_the_major_and_the_fix(cache_dir: Path,
+                                                                  tmp_path: Path) -> None:
+    """pg_dump 17+ writes ``SET transaction_timeout = 0``, which PostgreSQL 15 refuses."""
+    server = find_binaries().major
+    # The real case where this server predates it; a made-up future one on newer servers.
+    newer, setting = (17, "transaction_timeout") if server < 17 else (99, "future_timeout")
+    dump = tmp_path / "schema.sql"
+    message = _install_failure(cache_dir, dump, _dump_head(newer, newer, setting))
+    assert f"failed at {dump}:10 " in message
+    assert f"This file was dumped by a newer pg_dump ({newer}) than this PostgreSQL {server} " \
+           f"server" in message
+    assert f"does not know the setting {setting!r}" in message
+    assert f"delete the line ({dump}:10)" in message
+    assert f"run the tests on PostgreSQL {newer}" in message
+    assert f"/usr/lib/postgresql/{newer}/bin" in message
+    assert "Fix the file and run again" not in message  # the generic advice gives way
+
+    # A newer pg_dump of a database of this server's major: running a newer major is no fix.
+    message = _install_failure(cache_dir, dump, _dump_head(server, newer, setting))
+    assert f"This file was dumped by pg_dump {newer} from a PostgreSQL {server} database" \
+        in message
+    assert f"Fix: delete the line ({dump}:10), or dump with pg_dump {server}." in message
+    assert "run the tests on" not in message
