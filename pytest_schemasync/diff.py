@@ -16,6 +16,7 @@ from typing import Any
 
 from .catalog import DEFAULT_OPTIONS, KINDS, CatalogObject, CatalogOptions, Snapshot
 from .secrets import mask_dsn
+from .server import how_to_get
 
 CHANGES: tuple[str, ...] = ("missing", "extra", "changed")
 # "column order" only appears with CatalogOptions(column_order="drift").
@@ -149,7 +150,9 @@ def compare(bundled: Snapshot, production: Snapshot,
             f"runs PostgreSQL {production.server_version}. Deparsed text (views, defaults, "
             f"constraints, function headers) can differ between PostgreSQL major versions even "
             f"when the schema is the same, so some differences below may be spurious: build the "
-            f"scratch database on PostgreSQL {production.server_major} for an exact check."
+            f"scratch database on PostgreSQL {production.server_major} for an exact check "
+            f"(--schemasync-pg-version {production.server_major}). "
+            f"{how_to_get(production.server_major)}"
         )
     if options.column_order != "ignore":
         for table, ours, theirs in _column_orders(bundled, production):

@@ -35,6 +35,10 @@ class SchemaInstallError(SchemaSyncError):
     """A schema file failed while it was being installed into a scratch database."""
 
 
+class ExtensionMissingError(SchemaInstallError):
+    """A schema file creates an extension this server's installation does not have."""
+
+
 class ProductionError(SchemaSyncError):
     """Production could not be reached or read (unreachable, auth, missing database, SSL)."""
 

@@ -34,6 +34,7 @@ from conftest import (
     output_of,
     run_inner,
     scratch_cache_dir,
+    suite_binaries,
 )
 
 from pytest_schemasync.refresh import dump_schema
@@ -438,7 +439,8 @@ def test_refresh_updates_exactly_the_schema_and_functions_files(project: Project
     summary = summary_of(backup)
     with project.production() as conn:
         server_version = str(conn.execute("SHOW server_version").fetchone()[0]).split()[0]
-    pg_dump_version = subprocess.run(["pg_dump", "--version"], capture_output=True,
+    pg_dump_version = subprocess.run([suite_binaries().tool("pg_dump"), "--version"],
+                                     capture_output=True,
                                      text=True).stdout.split()[2]
     when = re.search(r"^- When: (\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})", summary, re.M)
     assert when, summary
@@ -1099,7 +1101,6 @@ def test_refresh_of_a_set_with_migrations(pytester: pytest.Pytester, prod: Stand
     schema_migrations rows (as Rails' structure.sql does), so a build does not run those
     migrations again; a later local migration still runs; before= an older one is refused."""
     from pytest_schemasync.migrations import apply_pending
-    from pytest_schemasync.server import find_binaries
     from pytest_schemasync.standin import OWNER
 
     root = pytester.path
@@ -1112,7 +1113,7 @@ def test_refresh_of_a_set_with_migrations(pytester: pytest.Pytester, prod: Stand
         'production-url-env = "APP_URL"\n')
     db = f"migrated_{os.getpid()}_{secrets.token_hex(3)}"
     prod.create_database(db, [root / "db/base.sql"])
-    psql = find_binaries(None, need_server=False).tool("psql")
+    psql = suite_binaries().tool("psql")
     apply_pending(prod.info(db, OWNER), psql, root / "db/migrations", root, set_name="app")
     prod.execute(db, "CREATE INDEX players_name_idx ON public.players (name)")
     env = dict(os.environ, APP_URL=prod.url(db),

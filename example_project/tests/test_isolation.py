@@ -96,7 +96,7 @@ def test_fresh_db_has_all_migrations(fresh_db):
     assert versions == ["000", "001", "002", "003"]
 
 
-def test_two_databases_at_once(schemasync_db_factory):
+def test_two_databases_at_once(schemasync_db_factory, needs_carthorse):
     gameforge = schemasync_db_factory()  # default set
     carthorse = schemasync_db_factory("carthorse")
     assert gameforge.name != carthorse.name
