@@ -167,6 +167,10 @@ def check_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSe
     production, history = production_snapshot(target, schema_set, settings, manager)
     bundled = bundled_snapshot(manager, schema_set)
     result = compare(bundled, production, catalog_options(schema_set))
+    if bundled.server_major != production.server_major:
+        from .deparse import without_deparsed
+
+        result = without_deparsed(manager, schema_set.name, result)
     migrations = None
     if schema_set.migrations is not None:
         local = discover(schema_set.migrations, schema_set.origin(schema_set.migrations))

@@ -58,8 +58,10 @@ class StandinProduction:
     """``with StandinProduction() as prod:`` gives a running server with two roles."""
 
     def __init__(self, *, ssl: bool = False, log_statements: bool = False,
-                 password: str = "s3cret-Prod-pw", base_dir: Path | None = None) -> None:
+                 password: str = "s3cret-Prod-pw", base_dir: Path | None = None,
+                 major: int | None = None) -> None:
         self.ssl = ssl
+        self.major = major
         self.password = password
         self.log_statements = log_statements
         self.base_dir = base_dir
@@ -75,7 +77,8 @@ class StandinProduction:
         self.stop()
 
     def start(self) -> None:
-        binaries = find_binaries(os.environ.get("SCHEMASYNC_PG_BINDIR"), major=_major())
+        binaries = find_binaries(os.environ.get("SCHEMASYNC_PG_BINDIR"),
+                                 major=self.major or _major())
         os_user = server_os_user(os.environ.get("SCHEMASYNC_SERVER_USER"))
         root = Path(tempfile.mkdtemp(prefix="standin-prod-", dir=self.base_dir or "/dev/shm"
                                      if Path("/dev/shm").is_dir() else None))
@@ -161,8 +164,7 @@ class StandinProduction:
         with self.superuser_connect() as conn:
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
                 sql.Identifier(name), sql.Identifier(OWNER)))
-        psql = find_binaries(os.environ.get("SCHEMASYNC_PG_BINDIR"), need_server=False,
-                             major=_major()).tool("psql")
+        psql = self._cluster.binaries.tool("psql")
         # Like a real production: the reader role can read whatever the owner creates later.
         with psycopg.connect(self.info(name, OWNER).conninfo(name), autocommit=True) as conn:
             conn.execute(f"ALTER DEFAULT PRIVILEGES FOR ROLE {OWNER} GRANT SELECT ON TABLES "
