@@ -337,6 +337,7 @@ def build_with_role(factory: Factory, role: str, sql: str,
                     *options: CatalogOptions) -> list[Snapshot]:
     """Production with a statement naming ``role``; the role's grants and ownerships are
     removed again before returning, so that the role can be dropped."""
+    require_pg(*extensions_in(BASE_SQL))
     database = factory()
     with database.connect(autocommit=True) as conn:
         conn.execute(BASE_SQL.encode())
@@ -469,6 +470,7 @@ def _outside_literals(statement: str) -> str:
 @pytest.mark.parametrize("autocommit", [True, False], ids=["autocommit", "transactional"])
 def test_snapshot_is_read_only_and_leaves_the_connection_idle(
         schemasync_db_factory: Factory, autocommit: bool) -> None:
+    require_pg(*extensions_in(BASE_SQL))
     database = schemasync_db_factory()
     with database.connect(autocommit=True) as conn:
         conn.execute(BASE_SQL.encode())

@@ -21,7 +21,15 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import built_templates, header_lines, make_project, output_of, run_inner
+from conftest import (
+    built_templates,
+    extensions_in,
+    header_lines,
+    make_project,
+    output_of,
+    require_pg,
+    run_inner,
+)
 
 from pytest_schemasync.errors import MigrationError
 from pytest_schemasync.migrations import discover
@@ -742,6 +750,7 @@ def test_gameforge_history_has_four_rows(db):
 
 
 def test_example_project_end_to_end(tmp_path: Path, cache_dir: Path) -> None:
+    require_pg(*extensions_in((EXAMPLE / "db/gameforge/schema.sql").read_text()))
     copy = tmp_path / "example_project"
     shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns(
         "__pycache__", ".pytest_cache", ".venv", "backups"))
