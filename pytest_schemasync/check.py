@@ -115,17 +115,10 @@ def catalog_options(schema_set: SchemaSet) -> CatalogOptions:
 
 def bundled_snapshot(manager: DatabaseManager, schema_set: SchemaSet, *,
                      remember: bool = True) -> Snapshot:
-    """Snapshot of the set's template, read through a throwaway clone (nobody may connect
-    to a template). Without ``remember`` the files are built as they are now without
-    becoming the set's template for the rest of the session (a refresh's old and staged
-    files)."""
-    database = (manager.clone(schema_set.name, pooled=False) if remember
-                else manager.clone_files(schema_set))
-    try:
-        with database.connect(autocommit=True) as conn:
-            return snapshot(conn, catalog_options(schema_set))
-    finally:
-        manager.drop(database)
+    """Snapshot of the set's template (see ``DatabaseManager.one_off`` for ``remember``)."""
+    with manager.one_off(schema_set, remember=remember) as database, \
+            database.connect(autocommit=True) as conn:
+        return snapshot(conn, catalog_options(schema_set))
 
 
 def _refuse_same_server(manager: DatabaseManager, conn: psycopg.Connection[Any],
@@ -186,6 +179,10 @@ def check_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSe
     production, history = production_snapshot(target, schema_set, settings, manager)
     bundled = bundled_snapshot(manager, schema_set)
     result = compare(bundled, production, catalog_options(schema_set))
+    if bundled.server_major != production.server_major:
+        from .deparse import without_deparsed
+
+        result = without_deparsed(manager, schema_set, result)
     migrations = None
     if schema_set.migrations is not None:
         rules = HistoryRules.of(schema_set)

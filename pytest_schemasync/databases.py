@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import re
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,19 @@ class DatabaseManager:
         set's template for this process (a refresh reads old and staged files this way)."""
         template = self.templates.ensure(schema_set, remember=False)
         return self.server_admin.database(self._create_clone(self.admin, template.name))
+
+    @contextlib.contextmanager
+    def one_off(self, schema_set: SchemaSet, *, remember: bool = True) -> Iterator[Database]:
+        """A throwaway clone of the set's template, dropped afterwards (nobody may connect to
+        a template). Without ``remember`` the files are built as they are now without
+        becoming the set's template for the rest of the session (a refresh's old and staged
+        files)."""
+        database = (self.clone(schema_set.name, pooled=False) if remember
+                    else self.clone_files(schema_set))
+        try:
+            yield database
+        finally:
+            self.drop(database)
 
     def drop(self, database: Database) -> None:
         with self._lock:

@@ -17,6 +17,7 @@ from typing import Any
 from . import dbprops
 from .catalog import DEFAULT_OPTIONS, KINDS, CatalogObject, CatalogOptions, Snapshot
 from .masking import mask_dsn
+from .server import how_to_get
 
 CHANGES: tuple[str, ...] = ("missing", "extra", "changed")
 # "column order" only appears with CatalogOptions(column_order="drift").
@@ -152,7 +153,9 @@ def compare(bundled: Snapshot, production: Snapshot,
             f"runs PostgreSQL {production.server_version}. Deparsed text (views, defaults, "
             f"constraints, function headers) can differ between PostgreSQL major versions even "
             f"when the schema is the same, so some differences below may be spurious: build the "
-            f"scratch database on PostgreSQL {production.server_major} for an exact check."
+            f"scratch database on PostgreSQL {production.server_major} for an exact check "
+            f"(--schemasync-pg-version {production.server_major}). "
+            f"{how_to_get(production.server_major)}"
         )
     database_level = {name.lower() for side in (bundled, production)
                       for name, _ in side.database.settings}

@@ -39,6 +39,10 @@ class CatalogError(SchemaSyncError):
     """A catalog could not be read: the server is too old, or the connection was not idle."""
 
 
+class ExtensionMissingError(SchemaInstallError):
+    """A schema file creates an extension this server's installation does not have."""
+
+
 class ProductionError(SchemaSyncError):
     """Production could not be reached or read (unreachable, auth, missing database, SSL)."""
 

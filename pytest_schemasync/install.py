@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import SchemaFileError, SchemaInstallError
+from .errors import ExtensionMissingError, SchemaFileError, SchemaInstallError
 from .masking import mask_secrets
 from .server import ServerInfo
 from .sqltext import blank_restrict_lines, meta_commands, statement_at_line
@@ -224,7 +224,8 @@ def run_sql(target: InstallTarget, path: Path, text: str, *, set_name: str, orig
             # past the file (our epilogue's); it belongs to the file's last line.
             line = min(int(match["line"]) - offset, text.rstrip("\n").count("\n") + 1)
             detail = [f"{match['level']}:  {match['msg']}", *lines[index + 1:]]
-            raise SchemaInstallError(describe_failure(
+            missing = any(p.search("\n".join(detail)) for p in _MISSING_EXT)
+            raise (ExtensionMissingError if missing else SchemaInstallError)(describe_failure(
                 path, text, line, detail, target.server.major,
                 set_name=set_name, origin=origin, secrets=secrets, action=action))
     raise SchemaInstallError(mask_secrets(

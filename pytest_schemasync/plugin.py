@@ -198,6 +198,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
             refuse_scratch_as_production(scratch.manager, settings)  # before building anything
         config.stash[templates_key] = scratch.prepare(rebuild=settings.rebuild)
+        for name, why in scratch.unavailable.items():
+            lines = why.splitlines()
+            reason = next((ln for ln in lines if "is not installed on this" in ln), lines[0])
+            config.stash[lines_key].append(
+                f"schemasync: set {name!r} is not available on PostgreSQL {scratch.server.version}"
+                f" (its tests fail unless skipped): {reason.strip()}")
         if settings.check:
             from .check import check_sets, write_outputs
 

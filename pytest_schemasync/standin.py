@@ -20,10 +20,23 @@ import psycopg
 from psycopg import sql
 
 from .install import InstallTarget, read_schema_file, run_sql
-from .server import EmbeddedCluster, ServerInfo, ServerKind, find_binaries, server_os_user
+from .server import (
+    EmbeddedCluster,
+    ServerInfo,
+    ServerKind,
+    find_binaries,
+    reachable_binaries,
+    server_os_user,
+)
 
 OWNER = "app_owner"
 READER = "app_reader"
+
+
+def _major() -> int | None:
+    """The major a stand-in runs, as the plugin's SCHEMASYNC_PG_VERSION picks it."""
+    value = os.environ.get("SCHEMASYNC_PG_VERSION", "")
+    return int(value) if value.isdigit() else None
 
 
 def _free_port() -> int:
@@ -46,8 +59,10 @@ class StandinProduction:
     """``with StandinProduction() as prod:`` gives a running server with two roles."""
 
     def __init__(self, *, ssl: bool = False, log_statements: bool = False,
-                 password: str = "s3cret-Prod-pw", base_dir: Path | None = None) -> None:
+                 password: str = "s3cret-Prod-pw", base_dir: Path | None = None,
+                 major: int | None = None) -> None:
         self.ssl = ssl
+        self.major = major
         self.password = password
         self.log_statements = log_statements
         self.base_dir = base_dir
@@ -63,12 +78,14 @@ class StandinProduction:
         self.stop()
 
     def start(self) -> None:
-        binaries = find_binaries(os.environ.get("SCHEMASYNC_PG_BINDIR"))
+        binaries = find_binaries(os.environ.get("SCHEMASYNC_PG_BINDIR"),
+                                 major=self.major or _major())
         os_user = server_os_user(os.environ.get("SCHEMASYNC_SERVER_USER"))
         root = Path(tempfile.mkdtemp(prefix="standin-prod-", dir=self.base_dir or "/dev/shm"
                                      if Path("/dev/shm").is_dir() else None))
         os.chmod(root, 0o755)
         self._tmp = root
+        binaries = reachable_binaries(binaries, os_user, root)
         settings = {"listen_addresses": "'127.0.0.1'", "password_encryption": "'scram-sha-256'"}
         if self.log_statements:
             settings.update(log_statement="'all'", log_min_messages="info",
@@ -150,8 +167,7 @@ class StandinProduction:
         with self.superuser_connect() as conn:
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} {}").format(
                 sql.Identifier(name), sql.Identifier(OWNER), sql.SQL(options)))
-        psql = find_binaries(os.environ.get("SCHEMASYNC_PG_BINDIR"),
-                             need_server=False).tool("psql")
+        psql = self._cluster.binaries.tool("psql")
         # Like a real production: the reader role can read whatever the owner creates later.
         with psycopg.connect(self.info(name, OWNER).conninfo(name), autocommit=True) as conn:
             conn.execute(f"ALTER DEFAULT PRIVILEGES FOR ROLE {OWNER} GRANT SELECT ON TABLES "

@@ -26,11 +26,93 @@ import psycopg
 import pytest
 
 from pytest_schemasync.clusters import acquire_cluster
-from pytest_schemasync.server import find_binaries, server_os_user
+from pytest_schemasync.errors import PostgresNotFoundError
+from pytest_schemasync.server import WHEELS, PgBinaries, find_binaries, server_os_user
 
 pytest_plugins = ["pytester"]
 
 INNER_TIMEOUT = 180  # seconds for one inner pytest session
+
+
+# --- the PostgreSQL major under test -------------------------------------------------
+#
+# `pytest tests --schemasync-pg-version N` (or SCHEMASYNC_PG_VERSION=N) runs every server the
+# suite starts on major N: inner sessions and stand-in productions get SCHEMASYNC_PG_VERSION,
+# and the helpers below use the same binaries. scripts/test.sh runs the version-dependent
+# files this way on 16 and 18 after the full run on the default (Debian's 15).
+
+_SUITE: dict[str, Any] = {"major": None, "binaries": None}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs_pg(*names): extensions (or 'openssl') the test "
+                            "needs; skipped on a selected major whose binaries lack one")
+    raw = config.getoption("schemasync_pg_version", None) or os.environ.get(
+        "SCHEMASYNC_PG_VERSION", "")
+    if not raw:
+        return
+    try:
+        major = int(raw)
+        _SUITE["binaries"] = find_binaries(major=major)
+    except (ValueError, PostgresNotFoundError) as exc:
+        # A major the run asks for and cannot get fails the run: never a quiet skip.
+        raise pytest.UsageError(f"The suite cannot run on PostgreSQL {raw}: {exc}") from None
+    _SUITE["major"] = major
+    os.environ["SCHEMASYNC_PG_VERSION"] = str(major)  # for stand-ins started by wide fixtures
+
+
+def suite_major() -> int | None:
+    """The major selected for this run, or None for the default binaries."""
+    return _SUITE["major"]
+
+
+def suite_binaries() -> PgBinaries:
+    """The binaries every server of this run uses."""
+    return _SUITE["binaries"] or find_binaries()
+
+
+def _has(binaries: PgBinaries, name: str) -> bool:
+    """Whether the installation of ``binaries`` has extension ``name`` (or, for "openssl",
+    was built with SSL support)."""
+    key = (str(binaries.bindir), name)
+    if key not in _HAS:
+        pg_config = str(binaries.bindir / "pg_config")
+        if name == "openssl":
+            out = subprocess.run([pg_config, "--configure"], capture_output=True, text=True,
+                                 check=True).stdout
+            _HAS[key] = "openssl" in out
+        else:
+            out = subprocess.run([pg_config, "--sharedir"], capture_output=True, text=True,
+                                 check=True).stdout.strip()
+            _HAS[key] = (Path(out) / "extension" / f"{name}.control").exists()
+    return _HAS[key]
+
+
+_HAS: dict[tuple[str, str], bool] = {}
+
+
+def require_pg(*names: str) -> None:
+    """On a selected major, skip the test when its binaries lack one of ``names`` (the only
+    skip allowed; the default run has every extension installed and fails without one)."""
+    if suite_major() is None:
+        return
+    binaries = suite_binaries()
+    missing = [n for n in dict.fromkeys(names) if not _has(binaries, n)]
+    if missing:
+        source = next((dist for module, dist, *_ in WHEELS if f"/{module}/" in
+                       str(binaries.bindir)), str(binaries.bindir))
+        pytest.skip(f"PostgreSQL {binaries.version} from {source} has no "
+                    f"{', '.join(missing)}")
+
+
+def extensions_in(sql: str) -> list[str]:
+    """The extensions a script creates."""
+    return [m.strip('"') for m in re.findall(r'CREATE EXTENSION (?:IF NOT EXISTS )?("[^"]+"|\w+)',
+                                             sql, re.I)]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    require_pg(*(n for m in item.iter_markers("needs_pg") for n in m.args))
 
 
 # --- environment ---------------------------------------------------------------------
@@ -38,10 +120,13 @@ INNER_TIMEOUT = 180  # seconds for one inner pytest session
 
 @pytest.fixture(autouse=True)
 def _clean_schemasync_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Inner sessions must not pick up SCHEMASYNC_* settings from the developer's shell."""
+    """Inner sessions must not pick up SCHEMASYNC_* settings from the developer's shell;
+    only the major under test is passed on."""
     for name in list(os.environ):
         if name.startswith("SCHEMASYNC_"):
             monkeypatch.delenv(name)
+    if suite_major() is not None:
+        monkeypatch.setenv("SCHEMASYNC_PG_VERSION", str(suite_major()))
 
 
 def shm_base() -> Path:
@@ -247,7 +332,7 @@ def proc_uid(pid: int) -> int:
 def cluster_connection(cache_dir: Path) -> Iterator[psycopg.Connection[Any]]:
     """Start the cache's cluster with the core (stopping any orphan first), connect to its
     admin database, and stop it again afterwards: to look at what a finished session left."""
-    lease = acquire_cluster(cache_dir, find_binaries(), server_os_user())
+    lease = acquire_cluster(cache_dir, suite_binaries(), server_os_user())
     try:
         with psycopg.connect(lease.cluster.info().conninfo(), autocommit=True) as conn:
             yield conn

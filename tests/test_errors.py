@@ -121,6 +121,7 @@ def test_no_binaries_anywhere_says_how_to_install(monkeypatch: pytest.MonkeyPatc
     # Nothing on this machine can be uninstalled for the test, so the search finds no
     # candidate directory; the message is what a machine without PostgreSQL shows.
     monkeypatch.setattr(server_module, "_candidate_bindirs", lambda: [])
+    monkeypatch.setattr(server_module, "wheel_bindirs", lambda: [])
     with pytest.raises(PostgresNotFoundError) as excinfo:
         find_binaries(None)
     message = str(excinfo.value)

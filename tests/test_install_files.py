@@ -125,6 +125,7 @@ UPDATE public.widgets SET secret_hash = encode(public.digest(name::text, 'sha256
 """
 
 
+@pytest.mark.needs_pg("citext", "pgcrypto")
 def test_pg_dump_style_file_installs(pytester: pytest.Pytester, cache_dir: Path) -> None:
     make_project(
         pytester,

@@ -24,9 +24,11 @@ import pytest
 from conftest import (
     CliResult,
     built_templates,
+    extensions_in,
     header_lines,
     make_project,
     output_of,
+    require_pg,
     run_inner,
     run_schemasync,
 )
@@ -752,6 +754,7 @@ def test_gameforge_history_has_four_rows(db):
 
 
 def test_example_project_end_to_end(tmp_path: Path, cache_dir: Path) -> None:
+    require_pg(*extensions_in((EXAMPLE / "db/gameforge/schema.sql").read_text()))
     copy = tmp_path / "example_project"
     shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns(
         "__pycache__", ".pytest_cache", ".venv", "backups"))

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 from psycopg import errors
 
-pytestmark = pytest.mark.schemasync("carthorse")
+# needs_carthorse (conftest.py): skipped, with the reason, on a major without PostGIS.
+pytestmark = [pytest.mark.schemasync("carthorse"), pytest.mark.usefixtures("needs_carthorse")]
 
 # A small trail network near Boulder, CO (lng, lat, elevation m).
 #

@@ -98,7 +98,7 @@ def test_fresh_db_has_all_migrations(fresh_db):
         "000_migration_system", "001_add_player_profiles", "002", "003_add_asset_search"]
 
 
-def test_two_databases_at_once(schemasync_db_factory):
+def test_two_databases_at_once(schemasync_db_factory, needs_carthorse):
     gameforge = schemasync_db_factory()  # default set
     carthorse = schemasync_db_factory("carthorse")
     assert gameforge.name != carthorse.name

