@@ -112,8 +112,9 @@ class Style:
         if self.name == "golang-migrate":
             return ("CREATE TABLE IF NOT EXISTS public.schema_migrations (version bigint NOT "
                     "NULL PRIMARY KEY, dirty boolean NOT NULL);\n")
+        length = "(128)" if self.name == "dbmate" else ""  # Rails: no length
         return ("CREATE TABLE IF NOT EXISTS public.schema_migrations (version character "
-                "varying(128) NOT NULL PRIMARY KEY);\n")  # Rails and dbmate
+                f"varying{length} NOT NULL PRIMARY KEY);\n")
 
     def read_sql(self) -> str:
         if self.name == "flyway":
