@@ -12,7 +12,7 @@ from pytest_schemasync.cli import _PYTEST_ONLY, build_parser
 from pytest_schemasync.config import OPTIONS
 
 GLOBAL = [o for o in OPTIONS if o.name not in _PYTEST_ONLY and o.name != "dry_run"]
-COMMANDS = ["check", "status", "migrate", "refresh", "rollback", "backups", "dump", "clean"]
+COMMANDS = ["check", "status", "diff", "migrate", "refresh", "rollback", "backups", "dump", "clean"]
 
 
 def test_the_command_list_is_complete() -> None:
