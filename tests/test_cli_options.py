@@ -13,6 +13,7 @@ from pytest_schemasync.config import OPTIONS
 
 GLOBAL = [o for o in OPTIONS if o.name not in _PYTEST_ONLY and o.name != "dry_run"]
 COMMANDS = ["check", "status", "diff", "migrate", "refresh", "rollback", "backups", "dump", "clean"]
+REQUIRED = {"diff": ["dev", "prod"]}  # a command's required positional arguments
 
 
 def test_the_command_list_is_complete() -> None:
@@ -24,10 +25,11 @@ def test_the_command_list_is_complete() -> None:
 def test_every_global_option_after_every_command(command: str) -> None:
     parser = build_parser()
     for option in GLOBAL:
-        argv = [command, option.flag] if option.kind == "bool" else [command, f"{option.flag}=v"]
+        given = option.flag if option.kind == "bool" else f"{option.flag}=v"
+        argv = [command, *REQUIRED.get(command, []), given]
         args = parser.parse_args(argv)
         assert getattr(args, option.name) == (True if option.kind == "bool" else "v"), argv
-    args = parser.parse_args([command, "--project", "/some/project"])
+    args = parser.parse_args([command, *REQUIRED.get(command, []), "--project", "/some/project"])
     assert args.project == Path("/some/project")
 
 
