@@ -96,7 +96,9 @@ class SetCheck:
 
 
 def catalog_options(schema_set: SchemaSet) -> CatalogOptions:
-    return CatalogOptions(exclude_schemas=schema_set.exclude_schemas)
+    return CatalogOptions(exclude_schemas=schema_set.exclude_schemas,
+                          include_owners=schema_set.include_owners,
+                          include_grants=schema_set.include_grants)
 
 
 def bundled_snapshot(manager: DatabaseManager, schema_set: SchemaSet) -> Snapshot:

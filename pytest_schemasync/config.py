@@ -104,6 +104,15 @@ _SET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
 
 
 @dataclass(frozen=True)
+class RoleSpec:
+    """A role a set names in ``roles = [...]``: created before its build if missing."""
+
+    name: str
+    login: bool = False
+    member_of: tuple[str, ...] = ()  # the ``in`` key: roles it is a member of
+
+
+@dataclass(frozen=True)
 class SchemaSet:
     """An ordered list of SQL files (and optionally a migrations folder) that make one schema."""
 
@@ -114,6 +123,10 @@ class SchemaSet:
     exclude_schemas: tuple[str, ...] = ()
     production_url_env: str | None = None
     production_dotenv: Path | None = None
+    roles: tuple[RoleSpec, ...] = ()
+    include_owners: bool = False  # the schema check compares owners
+    include_grants: bool = False  # ... and grants
+    keep_privileges: bool = False  # refresh dumps with owners and grants
     # Where each path was named, for error messages: path -> "pyproject.toml:12".
     origins: Mapping[Path, str] = field(default_factory=dict, compare=False)
 
@@ -242,6 +255,42 @@ def load_pyproject(path: Path) -> tuple[dict[str, Any], str]:
     return data, raw
 
 
+_ROLE_NAME = re.compile(r"^[^\x00]{1,63}$")
+
+
+def _flag(body: dict[str, Any], key: str, where: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: {key!r} must be true or false, not {value!r}.")
+    return value
+
+
+def _parse_roles(value: Any, where: str, set_name: str) -> tuple[RoleSpec, ...]:
+    example = '["app_reader", { name = "app_user", login = true, in = ["app_reader"] }]'
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: 'roles' of set {set_name!r} must be a list, e.g. "
+                          f"roles = {example}.")
+    specs: list[RoleSpec] = []
+    for item in value:
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise ConfigError(f"{where}: each entry of 'roles' in set {set_name!r} is a role "
+                              f"name or a table with a name, not {item!r}; e.g. {example}.")
+        unknown = set(item) - {"name", "login", "in"}
+        members = item.get("in", [])
+        if (unknown or not isinstance(item.get("login", False), bool)
+                or not isinstance(members, list)
+                or not all(isinstance(m, str) and _ROLE_NAME.match(m) for m in members)
+                or not _ROLE_NAME.match(item["name"])):
+            raise ConfigError(
+                f"{where}: role {item.get('name')!r} of set {set_name!r}: the keys are name "
+                f"(at most 63 characters), login (true/false) and in (a list of role names)"
+                + (f"; unknown: {sorted(unknown)}" if unknown else "") + f". E.g. {example}.")
+        specs.append(RoleSpec(item["name"], bool(item.get("login", False)), tuple(members)))
+    return tuple(specs)
+
+
 def _parse_sets(section: dict[str, Any], root: Path, cfg: Path, raw: str) -> dict[str, SchemaSet]:
     sets_table = section.get("sets", {})
     if not isinstance(sets_table, dict):
@@ -258,7 +307,8 @@ def _parse_sets(section: dict[str, Any], root: Path, cfg: Path, raw: str) -> dic
         if not isinstance(body, dict):
             raise ConfigError(f"{where}: [tool.schemasync.sets.{name}] must be a table.")
         unknown = set(body) - {"files", "migrations", "functions-file", "exclude-schemas",
-                               "production-url-env", "production-dotenv"}
+                               "production-url-env", "production-dotenv", "roles",
+                               "include-owners", "include-grants", "keep-privileges"}
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} in set {name!r}.")
         files = body.get("files", [])
@@ -283,6 +333,10 @@ def _parse_sets(section: dict[str, Any], root: Path, cfg: Path, raw: str) -> dic
             exclude_schemas=global_excludes + tuple(body.get("exclude-schemas", ())),
             production_url_env=body.get("production-url-env"),
             production_dotenv=resolve(dotenv) if dotenv else None,
+            roles=_parse_roles(body.get("roles", []), where, name),
+            include_owners=_flag(body, "include-owners", where),
+            include_grants=_flag(body, "include-grants", where),
+            keep_privileges=_flag(body, "keep-privileges", where),
             origins=origins,
         )
     return sets

@@ -39,6 +39,7 @@ from .migrations import (
     select_before,
 )
 from .pool import ClonePool
+from .roles import RoleBuild
 from .secrets import mask_dsn
 from .server import ServerInfo
 
@@ -55,6 +56,7 @@ class Database:
     name: str
     url: str
     conninfo: str
+    role: str | None = None  # the role its url and connect() act as (None: the superuser)
 
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
         return psycopg.connect(self.conninfo, **kwargs)
@@ -95,7 +97,15 @@ class BuildPlan:
         for path in self.files:
             read_schema_file(path, self.schema_set.origin(path), scan=False)
         paths = list(self.files) + [m.path for m in self.migrations]
-        return content_hash(self.schema_set, paths, major, extra=(f"before={self.before}",))
+        roles = tuple(f"role={r}" for r in self.schema_set.roles)  # a changed role rebuilds
+        return content_hash(self.schema_set, paths, major,
+                            extra=(f"before={self.before}", *roles))
+
+    def sources(self) -> list[tuple[Path, str]]:
+        """(path, origin) of every file a build of this plan may run."""
+        folder = f"migrations folder {self.schema_set.migrations}"
+        return ([(p, self.schema_set.origin(p)) for p in self.files]
+                + [(m.path, folder) for m in self.migrations])
 
 
 def _short(text: str) -> str:
@@ -129,6 +139,7 @@ class DatabaseManager:
         self._created: list[str] = []
         self._lock = threading.Lock()
         self._pool: ClonePool | None = None
+        self.roles_created: dict[str, list[str]] = {}  # set -> roles its build created
 
     # --- plumbing -----------------------------------------------------------------
 
@@ -279,28 +290,35 @@ class DatabaseManager:
 
     def _build(self, plan: BuildPlan, name: str) -> None:
         build = f"ssb_{name[4:]}_{os.getpid()}"  # <= 54 + 8 bytes
+        roles = RoleBuild(self.admin, self.server, plan.schema_set, plan.sources(), name)
+        roles.check()  # refusals, before anything runs
         self._drop(build)
         self.admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'")
                            .format(sql.Identifier(build)))
         target = InstallTarget(self.server, build, self.psql)
         schema_set = plan.schema_set
         try:
+            roles.create()
             for path in plan.files:
                 origin = schema_set.origin(path)
-                run_sql(target, path, read_schema_file(path, origin),
+                run_sql(target, path, roles.text(path), shown=roles.original(path),
                         set_name=schema_set.name, origin=origin)
             for migration in self._unrecorded(plan, build):
                 origin = f"migrations folder {schema_set.migrations}"
                 script = self.settings.shown(migration.path)
                 prelude, epilogue = recording_sql(migration, str(script), "pytest-schemasync")
-                run_sql(target, migration.path, read_schema_file(migration.path, origin),
-                        set_name=schema_set.name, origin=origin, single_transaction=True,
-                        prelude=prelude, epilogue=epilogue)
+                run_sql(target, migration.path, roles.text(migration.path),
+                        shown=roles.original(migration.path), set_name=schema_set.name,
+                        origin=origin, single_transaction=True, prelude=prelude,
+                        epilogue=epilogue)
             libraries = self._libraries_of(build)
+            roles.record()
         except BaseException:
             with contextlib.suppress(psycopg.Error):
                 self._drop(build)
+            roles.undo()  # after the database: its objects hold on to the roles
             raise
+        self.roles_created[schema_set.name] = roles.created
         self._drop(name)
         self.admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}")
                            .format(sql.Identifier(build), sql.Identifier(name)))

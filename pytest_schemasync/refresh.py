@@ -46,10 +46,14 @@ def _pg_dump_supports(pg_dump: Path, flag: str) -> bool:
 
 
 def dump_schema(info: ServerInfo, server_major: int, *, exclude_schemas: tuple[str, ...] = (),
-                pinned_bindir: str | None = None) -> tuple[str, str]:
-    """``pg_dump --schema-only`` of the database, read-only. Returns (text, pg_dump version)."""
+                pinned_bindir: str | None = None,
+                keep_privileges: bool = False) -> tuple[str, str]:
+    """``pg_dump --schema-only`` of the database, read-only. Returns (text, pg_dump version).
+    ``keep_privileges`` keeps owners and grants (the build creates the roles they name)."""
     pg_dump, version = find_pg_dump(server_major, pinned_bindir)
-    args = [str(pg_dump), "--schema-only", "--no-owner", "--no-privileges", "--no-tablespaces"]
+    args = [str(pg_dump), "--schema-only", "--no-tablespaces"]
+    if not keep_privileges:
+        args += ["--no-owner", "--no-privileges"]
     # pg_dump 15.14+/16.10+/17.6+ guard dumps with \restrict and a random key; a fixed key
     # keeps the output stable where the flag exists (and the lines are stripped anyway).
     if _pg_dump_supports(pg_dump, "--restrict-key"):
@@ -260,7 +264,8 @@ def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: Schema
     production, history = production_snapshot(target, schema_set, settings, manager)
     raw, pg_dump_version = dump_schema(target.info, production.server_major,
                                        exclude_schemas=schema_set.exclude_schemas,
-                                       pinned_bindir=settings.pg_bindir)
+                                       pinned_bindir=settings.pg_bindir,
+                                       keep_privileges=schema_set.keep_privileges)
     normalized = normalize_dump(raw)
     split = (split_functions(normalized) if schema_set.functions_file is not None
              else SplitDump(normalized, "", []))
