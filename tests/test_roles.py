@@ -360,3 +360,56 @@ def test_existing_server_says_which_roles_it_created(
     with prod.superuser_connect() as conn:
         left = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles")}
     assert READER in left and OWNER in left and not {"es_app", "es_made"} & left
+
+
+def _cli(project: Path, cache_dir: Path, *args: str,
+         env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_schemasync.cli", f"--schemasync-cache-dir={cache_dir}",
+         *args], cwd=project, capture_output=True, text=True, timeout=300,
+        env={**os.environ, **env})
+
+
+def test_refresh_keeps_privileges_and_the_check_compares_them(
+        prod: StandinProduction, cache_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "game.sql"
+    source.write_text(GAME_SCHEMA)
+    prod.create_database("gameforge_check", [source])
+    prod.execute("gameforge_check", "CREATE TABLE public.audit_log (id int); "
+                 f"GRANT SELECT ON public.audit_log TO {READER}")  # owned by postgres
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(_pyproject(["schema.sql"], textwrap.dedent("""\
+        production-url-env = "GAME_PROD_URL"
+        keep-privileges = true
+        include-owners = true
+        include-grants = true
+        roles = [{ name = "app_user", login = true }]
+    """)))
+    env = {"GAME_PROD_URL": prod.url("gameforge_check")}  # the read-only reader role
+
+    refreshed = _cli(project, cache_dir, "refresh", env=env)
+    assert refreshed.returncode == 0, refreshed.stdout + refreshed.stderr
+    schema = (project / "schema.sql").read_text()
+    assert "ALTER TABLE public.players OWNER TO app_owner;" in schema
+    assert "GRANT SELECT,INSERT ON TABLE public.players TO app_user;" in schema
+    assert "ALTER TABLE public.audit_log OWNER TO postgres;" in schema
+
+    clean = _cli(project, cache_dir, "check", env=env)
+    assert clean.returncode == 0, clean.stdout + clean.stderr  # no false drift
+    assert "no drift" in clean.stdout
+
+    prod.execute("gameforge_check", f"GRANT UPDATE ON public.players TO {READER}")
+    drift = _cli(project, cache_dir, "check", env=env)
+    assert drift.returncode == 10, drift.stdout + drift.stderr
+    assert "DRIFT (1 object difference)" in drift.stdout
+    assert f"TO {READER}" in drift.stdout and "UPDATE" in drift.stdout
+
+    prod.execute("gameforge_check", "ALTER TABLE public.audit_log OWNER TO app_user; "
+                 "ALTER POLICY own_rows ON public.players TO app_reader")
+    more = _cli(project, cache_dir, "check", env=env)
+    assert more.returncode == 10
+    assert "DRIFT (3 object differences)" in more.stdout, more.stdout
+    assert "OWNER TO app_user" in more.stdout and "own_rows" in more.stdout
