@@ -30,7 +30,7 @@ import psycopg
 from psycopg import sql
 
 from .config import RoleSpec, SchemaSet
-from .errors import ConfigError, SchemaFileError
+from .errors import ConfigError, SchemaFileError, SchemaInstallError
 from .install import read_schema_file, refuse_cluster_statements
 from .roledefs import RoleCreation, RoleUse, role_list, scan_roles
 from .server import ServerInfo
@@ -118,7 +118,10 @@ class RoleBuild:
         self._ours = recorded_roles(self.admin)
         for file in self._files.values():
             self._check_drops(file)
-        self._create_needed()
+        try:
+            self._create_needed()
+        except psycopg.Error as exc:
+            raise SchemaInstallError(self._creation_failed(exc)) from None
 
     def record(self) -> None:
         """After a good build: the roles this template uses that we created list it."""
@@ -180,6 +183,24 @@ class RoleBuild:
             for member_of in spec.member_of:
                 self.admin.execute(sql.SQL("GRANT {} TO {}").format(
                     sql.Identifier(member_of), ident))
+
+    def _creation_failed(self, exc: psycopg.Error) -> str:
+        missing = [n for n in [*(s.name for s in self.schema_set.roles), *sorted(
+            self._use.needed)] if n not in self._before and n not in self.created]
+        shown = ", ".join(f"{n} ({self._where(n)})" for n in dict.fromkeys(missing))
+        advice = ""
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            advice = (f" The server user {self.server.user!r} may not create roles: give it "
+                      f"CREATEROLE, or create these roles on the server yourself.")
+        return (f"Creating the roles schema set {self.schema_set.name!r} needs failed: "
+                f"{str(exc).strip()}.{advice}\n  Roles still missing: {shown}")
+
+    def _where(self, name: str) -> str:
+        for file in self._files.values():
+            ref = file.use.referenced.get(name)
+            if ref is not None:
+                return f"{ref.how} at {file.path}:{ref.line}"
+        return "named in the set's roles"
 
     # --- the files ----------------------------------------------------------------------
 

@@ -413,3 +413,46 @@ def test_refresh_keeps_privileges_and_the_check_compares_them(
     assert more.returncode == 10
     assert "DRIFT (3 object differences)" in more.stdout, more.stdout
     assert "OWNER TO app_user" in more.stdout and "own_rows" in more.stdout
+
+
+def test_a_server_user_that_may_not_create_roles_gets_a_clear_error(
+        pytester: pytest.Pytester, cache_dir: Path, prod: StandinProduction) -> None:
+    with prod.superuser_connect() as conn:
+        conn.execute(psycopg.sql.SQL("CREATE ROLE ci_user LOGIN CREATEDB PASSWORD {}").format(
+            psycopg.sql.Literal(prod.password)))
+    make_project(pytester, files={"schema.sql": "CREATE TABLE t (id int);\n"
+                                                "GRANT SELECT ON t TO nobody_made_me;\n"},
+                 pyproject=_pyproject(["schema.sql"]))
+    pytester.makepyfile(test_t="def test_t(db):\n    pass\n")
+    result = run_inner(pytester, cache_dir,
+                       f"--schemasync-server-url={prod.url('postgres', 'ci_user')}")
+    out = output_of(result)
+    assert result.ret == 4, out
+    assert "The server user 'ci_user' may not create roles" in out
+    assert "nobody_made_me (grantee at " in out and "schema.sql:2)" in out
+    assert "Traceback" not in out
+    with prod.superuser_connect() as conn:
+        assert not {r[0] for r in conn.execute("SELECT datname FROM pg_database")
+                    if r[0].startswith("ssb_")}
+
+
+def test_a_role_that_does_not_exist_fails_the_test_clearly(pytester: pytest.Pytester,
+                                                           cache_dir: Path) -> None:
+    make_project(pytester, files={"schema.sql": "CREATE TABLE t (id int);\n"},
+                 pyproject=_pyproject(["schema.sql"]))
+    pytester.makepyfile(test_t="""
+        import pytest
+
+        @pytest.mark.schemasync(role="no_such_role")
+        def test_db(db):
+            pass
+
+        @pytest.mark.schemasync(role="no_such_role")
+        def test_fresh(fresh_db):
+            pass
+    """)
+    result = run_inner(pytester, cache_dir)
+    result.assert_outcomes(errors=2)
+    out = output_of(result)
+    assert out.count("role='no_such_role': no such role") == 2, out
+    assert "roles = [...]" in out
