@@ -168,6 +168,8 @@ def check_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSe
     started = time.perf_counter()
     production, history = production_snapshot(target, schema_set, settings, manager)
     bundled = bundled_snapshot(manager, schema_set)
+    if schema_set.include_roles:
+        _add_roles(manager, settings, schema_set, target, bundled, production)
     result = compare(bundled, production, catalog_options(schema_set))
     migrations = None
     if schema_set.migrations is not None:
@@ -188,6 +190,17 @@ def check_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSe
         header.append(("skipped in production", ", ".join(production.schemas_excluded)))
     return SetCheck(schema_set, target, result, header, time.perf_counter() - started,
                     migrations)
+
+
+def _add_roles(manager: DatabaseManager, settings: Settings, schema_set: SchemaSet,
+               target: ProductionTarget, bundled: Snapshot, production: Snapshot) -> None:
+    """include-roles: the attributes and memberships of the set's roles, both sides."""
+    from .roles import role_objects, set_roles
+
+    names = set_roles(schema_set)
+    bundled.objects.update(role_objects(manager.admin, names))
+    with connect_readonly(target, settings.connect_timeout) as conn:
+        production.objects.update(role_objects(conn, names))
 
 
 def check_all(manager: DatabaseManager, settings: Settings,

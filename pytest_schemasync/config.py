@@ -110,6 +110,17 @@ class RoleSpec:
     name: str
     login: bool = False
     member_of: tuple[str, ...] = ()  # the ``in`` key: roles it is a member of
+    flags: tuple[str, ...] = ()  # more attributes set true: createdb, createrole, bypassrls;
+    # "noinherit" for inherit = false
+
+    @property
+    def attributes(self) -> str:
+        """CREATE/ALTER ROLE attributes (no SUPERUSER: see README "Roles")."""
+        words = ["LOGIN" if self.login else "NOLOGIN"]
+        for flag in ("createdb", "createrole", "bypassrls"):
+            words.append(flag.upper() if flag in self.flags else f"NO{flag.upper()}")
+        words.append("NOINHERIT" if "noinherit" in self.flags else "INHERIT")
+        return " ".join(words)
 
 
 @dataclass(frozen=True)
@@ -127,6 +138,7 @@ class SchemaSet:
     include_owners: bool = False  # the schema check compares owners
     include_grants: bool = False  # ... and grants
     keep_privileges: bool = False  # refresh dumps with owners and grants
+    include_roles: bool = False  # ... and attributes and memberships of the set's roles
     # Where each path was named, for error messages: path -> "pyproject.toml:12".
     origins: Mapping[Path, str] = field(default_factory=dict, compare=False)
 
@@ -256,6 +268,7 @@ def load_pyproject(path: Path) -> tuple[dict[str, Any], str]:
 
 
 _ROLE_NAME = re.compile(r"^[^\x00]{1,63}$")
+_ROLE_FLAGS = ("login", "createdb", "createrole", "bypassrls", "inherit")
 
 
 def _flag(body: dict[str, Any], key: str, where: str) -> bool:
@@ -277,17 +290,22 @@ def _parse_roles(value: Any, where: str, set_name: str) -> tuple[RoleSpec, ...]:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise ConfigError(f"{where}: each entry of 'roles' in set {set_name!r} is a role "
                               f"name or a table with a name, not {item!r}; e.g. {example}.")
-        unknown = set(item) - {"name", "login", "in"}
+        unknown = set(item) - {"name", "in", *_ROLE_FLAGS}
         members = item.get("in", [])
-        if (unknown or not isinstance(item.get("login", False), bool)
+        if (unknown or not all(isinstance(item.get(k, False), bool) for k in _ROLE_FLAGS)
                 or not isinstance(members, list)
                 or not all(isinstance(m, str) and _ROLE_NAME.match(m) for m in members)
                 or not _ROLE_NAME.match(item["name"])):
             raise ConfigError(
                 f"{where}: role {item.get('name')!r} of set {set_name!r}: the keys are name "
-                f"(at most 63 characters), login (true/false) and in (a list of role names)"
+                f"(at most 63 characters), in (a list of role names) and true/false for "
+                f"{', '.join(_ROLE_FLAGS)}"
                 + (f"; unknown: {sorted(unknown)}" if unknown else "") + f". E.g. {example}.")
-        specs.append(RoleSpec(item["name"], bool(item.get("login", False)), tuple(members)))
+        flags = [k for k in ("createdb", "createrole", "bypassrls") if item.get(k)]
+        if item.get("inherit", True) is False:
+            flags.append("noinherit")
+        specs.append(RoleSpec(item["name"], bool(item.get("login", False)), tuple(members),
+                              tuple(flags)))
     return tuple(specs)
 
 
@@ -308,7 +326,8 @@ def _parse_sets(section: dict[str, Any], root: Path, cfg: Path, raw: str) -> dic
             raise ConfigError(f"{where}: [tool.schemasync.sets.{name}] must be a table.")
         unknown = set(body) - {"files", "migrations", "functions-file", "exclude-schemas",
                                "production-url-env", "production-dotenv", "roles",
-                               "include-owners", "include-grants", "keep-privileges"}
+                               "include-owners", "include-grants", "keep-privileges",
+                               "include-roles"}
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} in set {name!r}.")
         files = body.get("files", [])
@@ -337,6 +356,7 @@ def _parse_sets(section: dict[str, Any], root: Path, cfg: Path, raw: str) -> dic
             include_owners=_flag(body, "include-owners", where),
             include_grants=_flag(body, "include-grants", where),
             keep_privileges=_flag(body, "keep-privileges", where),
+            include_roles=_flag(body, "include-roles", where),
             origins=origins,
         )
     return sets

@@ -167,9 +167,7 @@ class RoleBuild:
         ident = sql.Identifier(name)
         exists = name in self._before or name in self.created
         if not exists:
-            attributes = "NOLOGIN"
-            if spec is not None and spec.login:
-                attributes = "LOGIN"
+            attributes = "NOLOGIN" if spec is None else spec.attributes
             if (name == PRODUCTION_SUPERUSER and spec is None
                     and self.server.kind == "embedded"):
                 attributes = "NOLOGIN SUPERUSER"
@@ -177,8 +175,7 @@ class RoleBuild:
             self.created.append(name)
         elif spec is not None and name in self._ours:
             # Ours: make it what the configuration says now (it may have been edited).
-            self.admin.execute(sql.SQL("ALTER ROLE {} " + ("LOGIN" if spec.login
-                                                           else "NOLOGIN")).format(ident))
+            self.admin.execute(sql.SQL("ALTER ROLE {} " + spec.attributes).format(ident))
         if spec is not None and (not exists or name in self._ours):
             for member_of in spec.member_of:
                 self.admin.execute(sql.SQL("GRANT {} TO {}").format(
@@ -413,3 +410,46 @@ def header_lines(manager: DatabaseManager, templates: list[Template]) -> list[st
                     f"by pytest-schemasync: {', '.join(used)} (`schemasync clean` drops them "
                     f"once no template uses them)")
     return lines
+
+
+# --- the check -------------------------------------------------------------------------
+
+_ROLE_ROWS = """
+SELECT pg_catalog.quote_ident(r.rolname), r.rolcanlogin, r.rolsuper, r.rolinherit,
+       r.rolcreaterole, r.rolcreatedb, r.rolbypassrls,
+       ARRAY(SELECT pg_catalog.quote_ident(g.rolname) FROM pg_catalog.pg_auth_members m
+             JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
+             WHERE m.member = r.oid ORDER BY 1) AS member_of
+FROM pg_catalog.pg_roles r WHERE r.rolname = ANY(%s::pg_catalog.text[])
+"""
+
+
+def set_roles(schema_set: SchemaSet) -> set[str]:
+    """The roles a set uses: named by its files or its roles key (the production superuser,
+    made a NOLOGIN superuser on purpose, left out)."""
+    use = RoleUse()
+    for path in schema_set.files:
+        scan_roles(read_schema_file(path, schema_set.origin(path), scan=False), use)
+    names = set(use.referenced) | set(use.created) | use.created_in_blocks
+    names |= {s.name for s in schema_set.roles} | {m for s in schema_set.roles
+                                                   for m in s.member_of}
+    return names - {PRODUCTION_SUPERUSER}
+
+
+def role_objects(conn: psycopg.Connection[Any], names: set[str]) -> dict[tuple[str, str], Any]:
+    """Catalog objects (kind "role") for the attributes and memberships of ``names``; only
+    SELECTs, so production may be read with it."""
+    from .catalog import CatalogObject
+
+    objects: dict[tuple[str, str], Any] = {}
+    for row in conn.execute(_ROLE_ROWS, (sorted(names),)).fetchall():
+        name, login, superuser, inherit, createrole, createdb, bypassrls, member_of = row
+        words = [("LOGIN" if login else "NOLOGIN"), ("SUPERUSER" if superuser else
+                                                      "NOSUPERUSER"),
+                 ("INHERIT" if inherit else "NOINHERIT"),
+                 ("CREATEROLE" if createrole else "NOCREATEROLE"),
+                 ("CREATEDB" if createdb else "NOCREATEDB"),
+                 ("BYPASSRLS" if bypassrls else "NOBYPASSRLS")]
+        definition = f"ROLE {name} {' '.join(words)}\nmember of: {', '.join(member_of) or '-'}"
+        objects[("role", name)] = CatalogObject("role", name, definition)
+    return objects

@@ -456,3 +456,42 @@ def test_a_role_that_does_not_exist_fails_the_test_clearly(pytester: pytest.Pyte
     out = output_of(result)
     assert out.count("role='no_such_role': no such role") == 2, out
     assert "roles = [...]" in out
+
+
+def test_the_check_compares_role_attributes_and_memberships_when_asked(
+        prod: StandinProduction, cache_dir: Path, tmp_path: Path) -> None:
+    schema = "CREATE TABLE public.scores (id int);\nGRANT SELECT ON public.scores TO rl_app;\n"
+    with prod.superuser_connect() as conn:
+        conn.execute("CREATE ROLE rl_app LOGIN")
+        conn.execute("CREATE ROLE rl_group NOLOGIN")
+        conn.execute("GRANT rl_group TO rl_app")
+    (tmp_path / "s.sql").write_text(schema)
+    prod.create_database("gameforge_roles", [tmp_path / "s.sql"])
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "schema.sql").write_text(schema)
+    (project / "pyproject.toml").write_text(_pyproject(["schema.sql"], textwrap.dedent("""\
+        production-url-env = "GAME_PROD_URL"
+        include-roles = true
+        roles = [{ name = "rl_app", login = true, in = ["rl_group"] }]
+    """)))
+    env = {"GAME_PROD_URL": prod.url("gameforge_roles")}
+    same = _cli(project, cache_dir, "check", env=env)
+    assert same.returncode == 0, same.stdout + same.stderr
+
+    prod.execute("postgres", "ALTER ROLE rl_app BYPASSRLS; REVOKE rl_group FROM rl_app")
+    drift = _cli(project, cache_dir, "check", env=env)
+    assert drift.returncode == 10, drift.stdout + drift.stderr
+    assert "DRIFT (1 object difference)" in drift.stdout
+    assert "role rl_app" in drift.stdout.lower() and "BYPASSRLS" in drift.stdout
+    assert "member of: rl_group" in drift.stdout and "member of: -" in drift.stdout
+
+    # the roles key can say so too: the check is clean again
+    (project / "pyproject.toml").write_text(_pyproject(["schema.sql"], textwrap.dedent("""\
+        production-url-env = "GAME_PROD_URL"
+        include-roles = true
+        roles = [{ name = "rl_app", login = true, bypassrls = true }]
+    """)))
+    (project / "schema.sql").write_text(schema + "REVOKE rl_group FROM rl_app;\n")
+    again = _cli(project, cache_dir, "check", env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
