@@ -290,7 +290,8 @@ class DatabaseManager:
 
     def _build(self, plan: BuildPlan, name: str) -> None:
         build = f"ssb_{name[4:]}_{os.getpid()}"  # <= 54 + 8 bytes
-        roles = RoleBuild(self.admin, self.server, plan.schema_set, plan.sources(), name)
+        roles = RoleBuild(self.admin, self.server, plan.schema_set, plan.sources(), name,
+                          database=build)
         roles.check()  # refusals, before anything runs
         self._drop(build)
         self.admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'")

@@ -92,6 +92,7 @@ class RoleBuild:
     schema_set: SchemaSet
     sources: list[tuple[Path, str]]  # (path, origin) of every file the build may run
     template: str
+    database: str = ""  # the build database
     created: list[str] = field(default_factory=list)  # by us before the build, in order
     _files: dict[Path, _File] = field(default_factory=dict)
     _use: RoleUse = field(default_factory=RoleUse)
@@ -122,12 +123,28 @@ class RoleBuild:
             self._create_needed()
         except psycopg.Error as exc:
             raise SchemaInstallError(self._creation_failed(exc)) from None
+        self._lend_database()
+
+    def _lend_database(self) -> None:
+        """Files that switch to a role (SET ROLE app_owner, or pg_dump's SET SESSION
+        AUTHORIZATION) create objects as it, which needs CREATE on schema public: in
+        production that role owns the database. So it owns the build database while the
+        files run (public belongs to pg_database_owner); record() gives it back."""
+        switched = [r.name for r in self._use.referenced.values()
+                    if r.how in ("set role", "set session authorization")]
+        if switched and self.database:
+            with contextlib.suppress(psycopg.Error):  # then the file's own error says why
+                self.admin.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                    sql.Identifier(self.database), sql.Identifier(switched[0])))
 
     def record(self) -> None:
         """After a good build: the roles this template uses that we created list it."""
         if not self._locked:
             return
         try:
+            if self.database:
+                self.admin.execute(sql.SQL("ALTER DATABASE {} OWNER TO CURRENT_USER").format(
+                    sql.Identifier(self.database)))
             now = _existing(self.admin)
             ours = recorded_roles(self.admin)
             used = (set(self._use.referenced) | set(self._use.created)

@@ -495,3 +495,25 @@ def test_the_check_compares_role_attributes_and_memberships_when_asked(
     (project / "schema.sql").write_text(schema + "REVOKE rl_group FROM rl_app;\n")
     again = _cli(project, cache_dir, "check", env=env)
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_a_file_that_switches_to_the_owner_role_installs(pytester: pytest.Pytester,
+                                                         cache_dir: Path) -> None:
+    """SET ROLE app_owner; CREATE TABLE ...: in production that role owns the database."""
+    make_project(pytester, files={"schema.sql": "SET ROLE sw_owner;\nCREATE TABLE t (id int);\n"
+                                                "RESET ROLE;\nCREATE TABLE u (id int);\n"},
+                 pyproject=_pyproject(["schema.sql"]))
+    pytester.makepyfile(test_t="""
+        def test_owners(db):
+            assert db.execute("SELECT tablename, tableowner FROM pg_tables "
+                              "WHERE tablename IN ('t', 'u') ORDER BY 1").fetchall() == [
+                ("t", "sw_owner"), ("u", "schemasync")]
+            # the test database itself belongs to the plugin's user, as every clone does
+            assert db.execute("SELECT pg_get_userbyid(datdba) FROM pg_database "
+                              "WHERE datname = current_database()").fetchone()[0] == "schemasync"
+    """)
+    run_inner(pytester, cache_dir).assert_outcomes(passed=1)
+    with cluster_connection(cache_dir) as admin:
+        owners = {r[0] for r in admin.execute(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname LIKE 'sst%%'")}
+    assert owners == {"schemasync"}
