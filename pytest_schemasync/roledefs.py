@@ -47,6 +47,7 @@ class RoleUse:
     created: dict[str, RoleCreation] = field(default_factory=dict)  # top-level CREATE ROLE
     created_in_blocks: set[str] = field(default_factory=set)  # CREATE ROLE inside a DO block
     drops: list[tuple[int, list[str]]] = field(default_factory=list)  # DROP ROLE: line, names
+    superusers: set[str] = field(default_factory=set)  # roles production must have as such
 
     @property
     def needed(self) -> dict[str, RoleRef]:
@@ -103,6 +104,8 @@ class _Scanner:
 
     def ref(self, name: str, tok: Token, how: str) -> None:
         self.use.referenced.setdefault(name, RoleRef(name, self.line(tok), how))
+        if how == "event trigger owner":
+            self.use.superusers.add(name)
 
     def refs(self, toks: list[Token], i: int, how: str) -> int:
         names, after = role_list(toks, i)
@@ -217,9 +220,11 @@ class _Scanner:
             if to >= 0 and not words_at(toks, 2, "rename"):
                 self.refs(toks, to + 1, "policy role")
             return
+        # an event trigger's owner must be a superuser (the build makes it one)
+        how = "event trigger owner" if words_at(toks, 1, "event", "trigger") else "owner"
         for k in range(1, len(toks) - 2):
             if words_at(toks, k, "owner", "to"):
-                self.refs(toks, k + 2, "owner")
+                self.refs(toks, k + 2, how)
 
     def create(self, toks: list[Token], *, in_block: bool) -> None:
         if len(toks) < 3:

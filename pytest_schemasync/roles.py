@@ -185,8 +185,8 @@ class RoleBuild:
         exists = name in self._before or name in self.created
         if not exists:
             attributes = "NOLOGIN" if spec is None else spec.attributes
-            if (name == PRODUCTION_SUPERUSER and spec is None
-                    and self.server.kind == "embedded"):
+            if ((name == PRODUCTION_SUPERUSER or name in self._use.superusers)
+                    and spec is None and self.server.kind == "embedded"):
                 attributes = "NOLOGIN SUPERUSER"
             self.admin.execute(sql.SQL("CREATE ROLE {} " + attributes).format(ident))
             self.created.append(name)

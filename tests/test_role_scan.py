@@ -31,6 +31,7 @@ SET SESSION AUTHORIZATION 'session_auth';
 CREATE SCHEMA s AUTHORIZATION schema_owner;
 ALTER POLICY p ON public.t TO policy_two;
 ALTER TYPE public.mood OWNER TO postgres;
+ALTER EVENT TRIGGER watch_ddl OWNER TO event_owner;
 """
 
 
@@ -39,9 +40,10 @@ def test_roles_a_file_refers_to() -> None:
     assert set(use.needed) == {
         "app_owner", "App Owner", "app_reader", "grp", "app_user", "revoked", "definer",
         "dp_reader", "policy_role", "member1", "dynamic", "session_auth", "schema_owner",
-        "policy_two", "postgres"}
+        "policy_two", "postgres", "event_owner"}
     assert set(use.created) == {"made"}
     assert use.created_in_blocks == {"blk"}
+    assert use.superusers == {"event_owner"}  # an event trigger's owner must be a superuser
     assert use.referenced["dp_reader"].line == 8
     assert use.referenced["App Owner"].how == "owner"
     # never a name inside a function body, a string or a comment

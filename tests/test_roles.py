@@ -43,6 +43,8 @@ CREATE POLICY own_rows ON public.players FOR ALL TO app_user
 GRANT SELECT, INSERT ON public.players TO app_user;
 GRANT USAGE ON SEQUENCE public.players_id_seq TO app_user;
 ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA public GRANT SELECT ON TABLES TO app_user;
+CREATE FUNCTION public.note_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
+CREATE EVENT TRIGGER note_ddl ON ddl_command_end EXECUTE FUNCTION public.note_ddl();
 """
 
 
@@ -69,6 +71,7 @@ def game_dump(prod: StandinProduction, tmp_path_factory: pytest.TempPathFactory)
     prod.execute("gameforge_dev", "CREATE TABLE public.audit_log (id int)")  # owner postgres
     text = _dump(prod, "gameforge_dev")
     for needle in ("OWNER TO app_owner", "OWNER TO postgres", "TO app_user",
+                   "ALTER EVENT TRIGGER note_ddl OWNER TO app_owner",
                    "TO app_reader", "CREATE POLICY own_rows", "ALTER DEFAULT PRIVILEGES"):
         assert needle in text, needle
     return text
@@ -151,8 +154,10 @@ def test_pg_dump_with_roles_installs_and_tests_run_as_app_user(
             "FROM pg_roles WHERE rolname IN ('app_owner', 'app_reader', 'app_user', 'postgres')")}
     assert rows["app_user"][0] is True  # roles = [{ login = true }]
     assert rows["app_reader"][:2] == (False, False)  # found in the dump: NOLOGIN, no rights
-    # the production superuser pg_dump names as owner: a NOLOGIN superuser here
+    # the production superuser pg_dump names as owner: a NOLOGIN superuser here, and so is
+    # the owner of an event trigger (PostgreSQL wants a superuser there)
     assert rows["postgres"][:2] == (False, True)
+    assert rows["app_owner"][:2] == (False, True)
     assert all(r[2].startswith("pytest-schemasync role; templates: sst_") for r in rows.values())
 
 
