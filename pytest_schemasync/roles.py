@@ -322,8 +322,9 @@ def drop_unused_roles(conn: psycopg.Connection[Any]) -> tuple[list[str], list[st
     problems: list[str] = []
     with roles_lock(conn):
         databases = {r[0] for r in conn.execute("SELECT datname FROM pg_catalog.pg_database")}
+        building = {f"sst_{d[4:].rsplit('_', 1)[0]}" for d in databases if d.startswith("ssb_")}
         for role, templates in sorted(recorded_roles(conn).items()):
-            alive = templates & databases
+            alive = templates & (databases | building)  # a build renames ssb_ to sst_ last
             if alive:
                 if alive != templates:
                     _record(conn, role, alive)
