@@ -107,6 +107,12 @@ def read_schema_file(path: Path, origin: str, *, scan: bool = True) -> str:
             f"failed export; restore it, or remove it from the set."
         )
     for meta in meta_commands(text) if scan else ():
+        if _has_backquote(meta.args):
+            raise SchemaFileError(
+                f"{path}:{meta.line}: psql meta-command \\{meta.name} with `...` is refused: "
+                f"psql runs the text between backquotes as a shell command. Schema files "
+                f"must not run shell commands; remove the line."
+            )
         _refuse_error_stop_off(path, meta)
         if meta.name not in ALLOWED_META:
             reason = _META_REASONS.get(meta.name, "only psql's printing and variable commands "
@@ -120,6 +126,17 @@ def read_schema_file(path: Path, origin: str, *, scan: bool = True) -> str:
 
 
 _ON = frozenset({"on", "1", "true", "yes", ""})
+
+
+def _has_backquote(args: str) -> bool:
+    """A backquote outside single quotes in a meta-command's arguments (psql runs it)."""
+    quoted = False
+    for char in args:
+        if char == "'":
+            quoted = not quoted
+        elif char == "`" and not quoted:
+            return True
+    return False
 
 
 def _refuse_error_stop_off(path: Path, meta: MetaCommand) -> None:

@@ -119,3 +119,13 @@ def test_on_error_stop_on_is_fine(tmp_path: Path) -> None:
     path = tmp_path / "schema.sql"
     path.write_text("\\set ON_ERROR_STOP on\n\\set ON_ERROR_STOP\nCREATE TABLE t ();\n")
     assert read_schema_file(path, "test")
+
+
+def test_a_shell_command_in_backquotes_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "schema.sql"
+    path.write_text("CREATE TABLE t ();\n\\set gate `touch /tmp/x`\n\\echo 'a `quoted` word'\n")
+    with pytest.raises(SchemaFileError, match=r"schema.sql:2: psql meta-command \\set with `...` "
+                                              r"is refused"):
+        read_schema_file(path, "test")
+    path.write_text("CREATE TABLE t ();\n\\echo 'a `quoted` word'\n")
+    assert read_schema_file(path, "test")
