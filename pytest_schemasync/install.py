@@ -23,7 +23,7 @@ from .sqltext import (
     split_statements,
     statement_at_line,
 )
-from .sqlwords import Token, find_word, tokens, words_at
+from .sqlwords import Piece, Token, find_word, pieces, tokens, words_at
 
 # Meta-commands that only print or set psql variables. Anything else (\! \connect \i \o
 # \copy \g ...) could run a program, write a file or leave the database, so it is refused.
@@ -181,10 +181,11 @@ _PORTABLE_DATABASE = (
 def refuse_cluster_statements(path: Path, text: str, superuser: str) -> None:
     """Refuse, before anything runs, statements that act on the cluster or the server's host
     rather than on the scratch database (see README "What a build may not do")."""
-    for statement in split_statements(text):
-        if statement.kind != "sql":
+    for piece in pieces(text):
+        if not _may_act_on_cluster(piece):
             continue
-        toks = tokens(statement.text)
+        statement = piece.statement
+        toks = piece.toks
         reason = _cluster_reason(toks, superuser)
         if reason is not None:
             tok, why = reason
@@ -192,6 +193,22 @@ def refuse_cluster_statements(path: Path, text: str, superuser: str) -> None:
             first = statement.text.splitlines()[0].strip()
             raise SchemaFileError(
                 f"{path}:{line}: refused before the build ran: {first[:80]}\n  {why}")
+
+
+_HOST_CALL = re.compile("|".join(sorted(_HOST_FUNCTIONS)))
+
+
+def _may_act_on_cluster(piece: Piece) -> bool:
+    """Cheap test on a statement's first words and text: only the statements that may be
+    refused are tokenized (a dump is mostly tables, functions and indexes)."""
+    first, second, _ = piece.head
+    if first in ("copy", "do", "reassign") or _HOST_CALL.search(piece.lower):
+        return True
+    if first in ("alter", "create", "drop"):
+        return second in ("system", "database", "tablespace", "role", "user", "group", "owned")
+    if first in ("grant", "revoke", "comment", "security"):
+        return "database" in piece.lower or "tablespace" in piece.lower
+    return False
 
 
 def _cluster_reason(toks: list[Token], superuser: str, depth: int = 0) -> tuple[Token, str] | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .sqltext import split_statements
-from .sqlwords import Token, find_word, tokens, words_at
+from .sqlwords import Piece, Token, find_word, pieces, tokens, words_at
 
 # Words that stand for a role but are not one we could create.
 _NOT_ROLES = frozenset({"public", "current_user", "session_user", "current_role", "none",
@@ -48,6 +48,15 @@ class RoleUse:
     created_in_blocks: set[str] = field(default_factory=set)  # CREATE ROLE inside a DO block
     drops: list[tuple[int, list[str]]] = field(default_factory=list)  # DROP ROLE: line, names
     superusers: set[str] = field(default_factory=set)  # roles production must have as such
+
+    def merge(self, other: RoleUse) -> None:
+        for name, ref in other.referenced.items():
+            self.referenced.setdefault(name, ref)
+        for name, creation in other.created.items():
+            self.created.setdefault(name, creation)
+        self.created_in_blocks |= other.created_in_blocks
+        self.drops += other.drops
+        self.superusers |= other.superusers
 
     @property
     def needed(self) -> dict[str, RoleRef]:
@@ -276,11 +285,26 @@ class _Scanner:
             self.refs(toks, i + 2, "set session authorization")
 
 
+def _may_name_roles(piece: Piece) -> bool:
+    """Cheap test on a statement's first words: most of a dump (tables, functions, indexes)
+    names no role, and is never tokenized."""
+    first, second, third = piece.head
+    if first in ("grant", "revoke", "set", "reassign", "do"):
+        return True
+    if first == "alter":
+        return second in ("default", "role", "user", "group", "policy") or "owner" in piece.lower
+    if first == "create":
+        return second in ("role", "user", "group", "schema", "policy")
+    if first == "drop":
+        return second in ("role", "user", "group", "owned")
+    return first == "comment" and third == "role"
+
+
 def scan_roles(text: str, use: RoleUse | None = None) -> RoleUse:
     """Add what the file ``text`` does with roles to ``use`` (a new one by default)."""
     use = use if use is not None else RoleUse()
-    for statement in split_statements(text):
-        if statement.kind != "sql":
-            continue
-        _Scanner(use, statement.text, statement.start_line).statement(tokens(statement.text))
+    for piece in pieces(text):
+        if _may_name_roles(piece):
+            _Scanner(use, piece.statement.text, piece.statement.start_line).statement(
+                piece.toks)
     return use

@@ -106,7 +106,7 @@ class RoleBuild:
             text = read_schema_file(path, origin)
             refuse_cluster_statements(path, text, self.server.user)
             use = scan_roles(text)
-            scan_roles(text, self._use)
+            self._use.merge(use)
             self._files[path] = _File(path, origin, text, use)
 
     def create(self) -> None:

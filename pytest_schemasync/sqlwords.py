@@ -8,8 +8,11 @@ inside a literal, a comment or a function body.
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from .sqltext import Statement, split_statements
 
 _START = r"[^\x00-\x40\x5b-\x5e\x60\x7b-\x7f]"  # letters, '_', non-ASCII (as sqltext)
 _CONT = r"[^\x00-\x23\x25-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]"  # ... digits and '$'
@@ -111,3 +114,37 @@ def find_word(toks: list[Token], word: str, start: int = 0, depth: int = 0) -> i
         if toks[i].depth == depth and toks[i].is_word(word):
             return i
     return -1
+
+
+_HEAD = re.compile(r"\s*(\w+)(?:\s+(\w+))?(?:\s+(\w+))?")
+
+
+@dataclass
+class Piece:
+    """One SQL statement psql runs, its first words, and its tokens when asked for."""
+
+    statement: Statement
+    head: tuple[str, str, str]  # first three words, lower-case ("" when fewer)
+    _toks: list[Token] | None = field(default=None, repr=False)
+
+    @property
+    def toks(self) -> list[Token]:
+        if self._toks is None:
+            self._toks = tokens(self.statement.text)
+        return self._toks
+
+    @functools.cached_property
+    def lower(self) -> str:
+        return self.statement.text.lower()
+
+
+@functools.lru_cache(maxsize=8)
+def pieces(text: str) -> tuple[Piece, ...]:
+    """The SQL statements of a file (split once, shared by the build's readers)."""
+    out = []
+    for statement in split_statements(text):
+        if statement.kind == "sql":
+            m = _HEAD.match(statement.text)
+            words = [w.lower() if w else "" for w in (m.groups() if m else ("", "", ""))]
+            out.append(Piece(statement, (words[0], words[1], words[2])))
+    return tuple(out)
