@@ -230,10 +230,16 @@ def _cluster_reason(toks: list[Token], superuser: str, depth: int = 0) -> tuple[
             return head, f"{verb.upper()} TABLESPACE changes the server's disk layout. {shared}"
     if head.value in ("grant", "revoke", "comment", "security"):
         on = find_word(toks, "on")
-        if on >= 0 and words_at(toks, on + 1, "database") and not words_at(
-                toks, on + 2, "current_database"):
-            return toks[on], (f"{head.value.upper()} ... ON DATABASE names a database "
-                              f"(production's), not the test database. {_PORTABLE_DATABASE}.")
+        named = toks[on + 2] if on >= 0 and on + 2 < len(toks) else None
+        if (on >= 0 and words_at(toks, on + 1, "database") and named is not None
+                and not named.is_word("current_database") and named.value != "%"):
+            portable = (
+                "COMMENT ON DATABASE CURRENT_DATABASE IS '...'" if head.is_word("comment")
+                else "DO $$ BEGIN EXECUTE format('GRANT CONNECT ON DATABASE %I TO app_user', "
+                     "current_database()); END $$;")
+            return toks[on], (f"{head.value.upper()} ... ON DATABASE {named.value} names a "
+                              f"database (production's), not the test database. "
+                              f"{_PORTABLE_DATABASE}; or name no database: {portable}")
         if on >= 0 and words_at(toks, on + 1, "tablespace"):
             return toks[on], f"It changes a tablespace, which belongs to the cluster. {shared}"
     own = {superuser, "current_user", "session_user", "current_role"}

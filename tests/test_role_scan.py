@@ -55,7 +55,8 @@ REFUSED = {
     "CREATE DATABASE other;": "CREATE DATABASE",
     "DROP DATABASE IF EXISTS other;": "DROP DATABASE",
     "ALTER DATABASE gameforge_dev SET timezone = 'UTC';": "ALTER DATABASE",
-    "GRANT CONNECT ON DATABASE gameforge_dev TO app_user;": "ON DATABASE",
+    "GRANT CONNECT ON DATABASE gameforge_dev TO app_user;": "or name no database: DO $$",
+    "COMMENT ON DATABASE gameforge_dev IS 'x';": "COMMENT ON DATABASE CURRENT_DATABASE",
     "CREATE TABLESPACE fast LOCATION '/tmp/x';": "TABLESPACE",
     "ALTER ROLE CURRENT_USER SET search_path = 'nowhere';": "the role the plugin builds with",
     "ALTER USER builder SET work_mem = '1MB';": "the role the plugin builds with",
@@ -96,6 +97,10 @@ ALLOWED = [
     "SELECT 'CREATE DATABASE x';",
     "CREATE TABLE databases (tablespace text);",
     "CREATE TABLE lo_export (id int REFERENCES lo_import (id));",
+    # the portable forms the refusal of ON DATABASE suggests
+    "DO $$ BEGIN EXECUTE format('GRANT CONNECT ON DATABASE %I TO app_user', "
+    "current_database()); END $$;",
+    "COMMENT ON DATABASE CURRENT_DATABASE IS 'the game';",
     "INSERT INTO pg_read_file (a) VALUES (1);",
 ]
 

@@ -506,7 +506,11 @@ def test_a_file_that_switches_to_the_owner_role_installs(pytester: pytest.Pytest
                                                          cache_dir: Path) -> None:
     """SET ROLE app_owner; CREATE TABLE ...: in production that role owns the database."""
     make_project(pytester, files={"schema.sql": "SET ROLE sw_owner;\nCREATE TABLE t (id int);\n"
-                                                "RESET ROLE;\nCREATE TABLE u (id int);\n"},
+                                                "RESET ROLE;\nCREATE TABLE u (id int);\n"
+                                                # the portable form of a database grant
+                                                "DO $$ BEGIN EXECUTE format('GRANT CONNECT ON "
+                                                "DATABASE %I TO sw_reader', current_database());"
+                                                " END $$;\n"},
                  pyproject=_pyproject(["schema.sql"]))
     pytester.makepyfile(test_t="""
         def test_owners(db):
