@@ -27,6 +27,7 @@ class Database:
     name: str
     url: str
     conninfo: str
+    role: str | None = None  # the role its url and connect() act as (None: the superuser)
 
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
         return psycopg.connect(self.conninfo, **kwargs)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .plugin import _after_test_transaction, _marker_choice, _or_fail
+from .plugin import _after_test_transaction, _marker_choice, _marker_role, _or_fail
 
 if TYPE_CHECKING:
     import psycopg
@@ -64,6 +64,15 @@ async def rolled_back(schemasync: Scratch, request: pytest.FixtureRequest
         await tx.__aenter__()
         for statement in txguard.opening_statements():
             await conn.execute(statement)  # type: ignore[arg-type]
+        role = _marker_role(request)
+        if role is not None:  # inside the guard, as in `db`: rolling back to it resets it
+            from .roles import role_statement, unknown_role
+
+            try:
+                await conn.execute(role_statement(role))
+            except psycopg.errors.InvalidParameterValue:
+                missing = unknown_role(role, set_name or schemasync.settings.default_set)
+                pytest.fail(f"schemasync: {missing}", pytrace=False)  # conn closes below
         try:
             yield conn
         finally:

@@ -110,7 +110,9 @@ def status_json(m: MigrationStatus) -> dict[str, object]:
 
 
 def catalog_options(schema_set: SchemaSet) -> CatalogOptions:
-    return CatalogOptions(exclude_schemas=schema_set.exclude_schemas)
+    return CatalogOptions(exclude_schemas=schema_set.exclude_schemas,
+                          include_owners=schema_set.include_owners,
+                          include_grants=schema_set.include_grants)
 
 
 def bundled_snapshot(manager: DatabaseManager, schema_set: SchemaSet, *,
@@ -178,6 +180,8 @@ def check_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSe
     started = time.perf_counter()
     production, history = production_snapshot(target, schema_set, settings, manager)
     bundled = bundled_snapshot(manager, schema_set)
+    if schema_set.include_roles:
+        _add_roles(manager, settings, schema_set, target, bundled, production)
     result = compare(bundled, production, catalog_options(schema_set))
     if bundled.server_major != production.server_major:
         from .deparse import without_deparsed
@@ -204,6 +208,17 @@ def check_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSe
         header.append(("skipped in production", ", ".join(production.schemas_excluded)))
     return SetCheck(schema_set, target, result, header, time.perf_counter() - started,
                     migrations)
+
+
+def _add_roles(manager: DatabaseManager, settings: Settings, schema_set: SchemaSet,
+               target: ProductionTarget, bundled: Snapshot, production: Snapshot) -> None:
+    """include-roles: the attributes and memberships of the set's roles, both sides."""
+    from .roles import role_objects, set_roles
+
+    names = set_roles(schema_set)
+    bundled.objects.update(role_objects(manager.admin, names))
+    with connect_readonly(target, settings.connect_timeout) as conn:
+        production.objects.update(role_objects(conn, names))
 
 
 def check_sets(manager: DatabaseManager, settings: Settings, names: list[str] | None = None,

@@ -239,6 +239,14 @@ def cmd_clean(args: argparse.Namespace, settings: Settings) -> int:
         dropped = session.manager.templates.drop_project()
         print(f"dropped {len(dropped)} template(s) of {settings.root} on "
               f"{session.describe()}" + "".join(f"\n  {name}" for name in dropped))
+        from .roles import drop_unused_roles
+
+        roles, kept = drop_unused_roles(session.manager.admin)
+        if roles:
+            print(f"dropped {len(roles)} role(s) pytest-schemasync had created that no "
+                  f"template uses any more: {', '.join(roles)}")
+        for problem in kept:
+            print(f"kept role {problem}")
     return 0
 
 

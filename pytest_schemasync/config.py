@@ -116,6 +116,26 @@ _SET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
 
 
 @dataclass(frozen=True)
+class RoleSpec:
+    """A role a set names in ``roles = [...]``: created before its build if missing."""
+
+    name: str
+    login: bool = False
+    member_of: tuple[str, ...] = ()  # the ``in`` key: roles it is a member of
+    flags: tuple[str, ...] = ()  # more attributes set true: createdb, createrole, bypassrls;
+    # "noinherit" for inherit = false
+
+    @property
+    def attributes(self) -> str:
+        """CREATE/ALTER ROLE attributes (no SUPERUSER: see README "Roles")."""
+        words = ["LOGIN" if self.login else "NOLOGIN"]
+        for flag in ("createdb", "createrole", "bypassrls"):
+            words.append(flag.upper() if flag in self.flags else f"NO{flag.upper()}")
+        words.append("NOINHERIT" if "noinherit" in self.flags else "INHERIT")
+        return " ".join(words)
+
+
+@dataclass(frozen=True)
 class SchemaSet:
     """An ordered list of SQL files (and optionally a migrations folder) that make one schema."""
 
@@ -133,6 +153,11 @@ class SchemaSet:
     # writes (database_file, default next to the schema file) is read by dbprops.for_set.
     database: DatabaseProps | None = None
     database_file: Path | None = None
+    roles: tuple[RoleSpec, ...] = ()
+    include_owners: bool = False  # the schema check compares owners
+    include_grants: bool = False  # ... and grants
+    keep_privileges: bool = False  # refresh dumps with owners and grants
+    include_roles: bool = False  # ... and attributes and memberships of the set's roles
     # Where each path was named, for error messages: path -> "pyproject.toml:12".
     origins: Mapping[Path, str] = field(default_factory=dict, compare=False)
 
@@ -276,6 +301,48 @@ def load_pyproject(path: Path) -> tuple[dict[str, Any], str]:
     return data, raw
 
 
+_ROLE_NAME = re.compile(r"^[^\x00]{1,63}$")
+_ROLE_FLAGS = ("login", "createdb", "createrole", "bypassrls", "inherit")
+
+
+def _flag(body: dict[str, Any], key: str, where: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: {key!r} must be true or false, not {value!r}.")
+    return value
+
+
+def _parse_roles(value: Any, where: str, set_name: str) -> tuple[RoleSpec, ...]:
+    example = '["app_reader", { name = "app_user", login = true, in = ["app_reader"] }]'
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: 'roles' of set {set_name!r} must be a list, e.g. "
+                          f"roles = {example}.")
+    specs: list[RoleSpec] = []
+    for item in value:
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise ConfigError(f"{where}: each entry of 'roles' in set {set_name!r} is a role "
+                              f"name or a table with a name, not {item!r}; e.g. {example}.")
+        unknown = set(item) - {"name", "in", *_ROLE_FLAGS}
+        members = item.get("in", [])
+        if (unknown or not all(isinstance(item.get(k, False), bool) for k in _ROLE_FLAGS)
+                or not isinstance(members, list)
+                or not all(isinstance(m, str) and _ROLE_NAME.match(m) for m in members)
+                or not _ROLE_NAME.match(item["name"])):
+            raise ConfigError(
+                f"{where}: role {item.get('name')!r} of set {set_name!r}: the keys are name "
+                f"(at most 63 characters), in (a list of role names) and true/false for "
+                f"{', '.join(_ROLE_FLAGS)}"
+                + (f"; unknown: {sorted(unknown)}" if unknown else "") + f". E.g. {example}.")
+        flags = [k for k in ("createdb", "createrole", "bypassrls") if item.get(k)]
+        if item.get("inherit", True) is False:
+            flags.append("noinherit")
+        specs.append(RoleSpec(item["name"], bool(item.get("login", False)), tuple(members),
+                              tuple(flags)))
+    return tuple(specs)
+
+
 def _parse_sets(section: dict[str, Any], root: Path, cfg: Path, raw: str) -> dict[str, SchemaSet]:
     sets_table = section.get("sets", {})
     if not isinstance(sets_table, dict):
@@ -293,7 +360,9 @@ def _parse_sets(section: dict[str, Any], root: Path, cfg: Path, raw: str) -> dic
             raise ConfigError(f"{where}: [tool.schemasync.sets.{name}] must be a table.")
         unknown = set(body) - {"files", "migrations", "functions-file", "exclude-schemas",
                                "production-url-env", "production-dotenv", "history-version",
-                               "baseline", "migration-style", "database", "database-file"}
+                               "baseline", "migration-style", "database", "database-file",
+                               "roles", "include-owners", "include-grants", "keep-privileges",
+                               "include-roles"}
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} in set {name!r}.")
         files = body.get("files", [])
@@ -345,6 +414,11 @@ def _parse_sets(section: dict[str, Any], root: Path, cfg: Path, raw: str) -> dic
             migration_style=style,
             database=database,
             database_file=resolve(database_file) if database_file else None,
+            roles=_parse_roles(body.get("roles", []), where, name),
+            include_owners=_flag(body, "include-owners", where),
+            include_grants=_flag(body, "include-grants", where),
+            keep_privileges=_flag(body, "keep-privileges", where),
+            include_roles=_flag(body, "include-roles", where),
             origins=origins,
         )
     return sets

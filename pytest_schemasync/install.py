@@ -16,7 +16,14 @@ from pathlib import Path
 from .errors import ExtensionMissingError, SchemaFileError, SchemaInstallError
 from .masking import mask_secrets
 from .server import ServerInfo
-from .sqltext import blank_restrict_lines, meta_commands, statement_at_line
+from .sqltext import (
+    MetaCommand,
+    blank_restrict_lines,
+    meta_commands,
+    split_statements,
+    statement_at_line,
+)
+from .sqlwords import Piece, Token, find_word, pieces, tokens, words_at
 
 # Meta-commands that only print or set psql variables. Anything else (\! \connect \i \o
 # \copy \g ...) could run a program, write a file or leave the database, so it is refused.
@@ -106,6 +113,13 @@ def read_schema_file(path: Path, origin: str, *, scan: bool = True) -> str:
             f"failed export; restore it, or remove it from the set."
         )
     for meta in meta_commands(text) if scan else ():
+        if _has_backquote(meta.args):
+            raise SchemaFileError(
+                f"{path}:{meta.line}: psql meta-command \\{meta.name} with `...` is refused: "
+                f"psql runs the text between backquotes as a shell command. Schema files "
+                f"must not run shell commands; remove the line."
+            )
+        _refuse_error_stop_off(path, meta)
         if meta.name not in ALLOWED_META:
             reason = _META_REASONS.get(meta.name, "only psql's printing and variable commands "
                                                   "are allowed in schema files")
@@ -115,6 +129,213 @@ def read_schema_file(path: Path, origin: str, *, scan: bool = True) -> str:
                 f"remove the line."
             )
     return text
+
+
+_ON = frozenset({"on", "1", "true", "yes", ""})
+
+
+def _has_backquote(args: str) -> bool:
+    """A backquote outside single quotes in a meta-command's arguments (psql runs it)."""
+    quoted = False
+    for char in args:
+        if char == "'":
+            quoted = not quoted
+        elif char == "`" and not quoted:
+            return True
+    return False
+
+
+def _refuse_error_stop_off(path: Path, meta: MetaCommand) -> None:
+    """Every build and migration runs with ON_ERROR_STOP on: a file turning it off would make a
+    failed statement pass unnoticed and build a template that lacks what failed."""
+    words = meta.args.split(None, 1)
+    if not words or words[0] != "ON_ERROR_STOP":
+        return
+    value = words[1].strip().strip("'").lower() if len(words) > 1 else ""
+    if meta.name == "unset" or (meta.name == "set" and value not in _ON):
+        raise SchemaFileError(
+            f"{path}:{meta.line}: \\{meta.name} {meta.args} is refused: schema files always "
+            f"run with ON_ERROR_STOP on, so that a failing statement fails the build instead "
+            f"of leaving a template without it. Remove the line."
+        )
+
+
+# Functions that reach the server's files, programs, configuration or other sessions.
+_HOST_FUNCTIONS = {
+    "lo_import": "it reads a file on the database server",
+    "lo_export": "it writes a file on the database server",
+    **{f: "it reads the database server's files" for f in (
+        "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "pg_ls_logdir",
+        "pg_ls_waldir", "pg_ls_tmpdir", "pg_ls_archive_statusdir", "pg_ls_logicalsnapdir",
+        "pg_ls_logicalmapdir", "pg_ls_replslotdir", "pg_logdir_ls")},
+    **{f: "it writes the database server's files" for f in (
+        "pg_file_write", "pg_file_rename", "pg_file_unlink", "pg_file_sync")},
+    **{f: "it changes the running server for everyone" for f in (
+        "pg_reload_conf", "pg_rotate_logfile", "pg_promote", "pg_terminate_backend",
+        "pg_cancel_backend", "pg_switch_wal", "pg_create_restore_point")},
+    **{f: "it connects to another database" for f in (
+        "dblink", "dblink_exec", "dblink_connect", "dblink_connect_u", "dblink_send_query")},
+}
+# Statements that only name a function (grants, comments, definitions) do not call it.
+_DECLARING = frozenset({"grant", "revoke", "comment", "drop", "alter", "security"})
+_PORTABLE_DATABASE = (
+    "Each test database is a clone of a template with a name of its own, and a clone does "
+    "not copy database-level grants, settings or comments; PUBLIC may connect to it already. "
+    "Remove the line, or keep production-only statements in a file the set does not list")
+
+
+def refuse_cluster_statements(path: Path, text: str, superuser: str) -> None:
+    """Refuse, before anything runs, statements that act on the cluster or the server's host
+    rather than on the scratch database (see README "What a build may not do")."""
+    for piece in pieces(text):
+        if not _may_act_on_cluster(piece):
+            continue
+        statement = piece.statement
+        toks = piece.toks
+        reason = _cluster_reason(toks, superuser)
+        if reason is not None:
+            tok, why = reason
+            line = statement.start_line + statement.text.count("\n", 0, tok.start)
+            first = statement.text.splitlines()[0].strip()
+            raise SchemaFileError(
+                f"{path}:{line}: refused before the build ran: {first[:80]}\n  {why}")
+
+
+_HOST_CALL = re.compile("|".join(sorted(_HOST_FUNCTIONS)))
+
+
+def _may_act_on_cluster(piece: Piece) -> bool:
+    """Cheap test on a statement's first words and text: only the statements that may be
+    refused are tokenized (a dump is mostly tables, functions and indexes)."""
+    first, second, _ = piece.head
+    if first in ("copy", "do", "reassign") or _HOST_CALL.search(piece.lower):
+        return True
+    if first in ("alter", "create", "drop"):
+        return second in ("system", "database", "tablespace", "role", "user", "group", "owned")
+    if first in ("grant", "revoke", "comment", "security"):
+        return "database" in piece.lower or "tablespace" in piece.lower
+    return False
+
+
+def _cluster_reason(toks: list[Token], superuser: str, depth: int = 0) -> tuple[Token, str] | None:
+    if not toks:
+        return None
+    head = toks[0]
+    shared = ("Test builds share the cluster with other projects and sessions; remove the "
+              "line from the files the set lists.")
+    if words_at(toks, 0, "alter", "system"):
+        return head, f"ALTER SYSTEM changes the server's configuration for every database. {shared}"
+    for verb in ("create", "drop", "alter"):
+        if words_at(toks, 0, verb, "database"):
+            if verb == "alter":
+                return head, (f"ALTER DATABASE changes a database by name, not the test "
+                              f"database. {_PORTABLE_DATABASE}.")
+            return head, (f"{verb.upper()} DATABASE creates or removes a whole database of "
+                          f"the cluster. {shared}")
+        if words_at(toks, 0, verb, "tablespace"):
+            return head, f"{verb.upper()} TABLESPACE changes the server's disk layout. {shared}"
+    if head.value in ("grant", "revoke", "comment", "security"):
+        on = find_word(toks, "on")
+        named = toks[on + 2] if on >= 0 and on + 2 < len(toks) else None
+        if (on >= 0 and words_at(toks, on + 1, "database") and named is not None
+                and not named.is_word("current_database") and named.value != "%"):
+            portable = (
+                "COMMENT ON DATABASE CURRENT_DATABASE IS '...'" if head.is_word("comment")
+                else "DO $$ BEGIN EXECUTE format('GRANT CONNECT ON DATABASE %I TO app_user', "
+                     "current_database()); END $$;")
+            return toks[on], (f"{head.value.upper()} ... ON DATABASE {named.value} names a "
+                              f"database (production's), not the test database. "
+                              f"{_PORTABLE_DATABASE}; or name no database: {portable}")
+        if on >= 0 and words_at(toks, on + 1, "tablespace"):
+            return toks[on], f"It changes a tablespace, which belongs to the cluster. {shared}"
+    own = {superuser, "current_user", "session_user", "current_role"}
+    if (head.value in ("alter", "drop") and len(toks) > 2
+            and toks[1].value in ("role", "user", "group")
+            and not words_at(toks, 1, "user", "mapping")):
+        targets = toks[2:]
+        if words_at(targets, 0, "if", "exists"):
+            targets = targets[2:]
+        names = {t.value for t in targets[:1]} if head.value == "alter" else {
+            t.value for t in targets if t.kind in ("word", "ident")}
+        if names & (own | {"all"}):
+            return head, (f"It changes the role the plugin builds with ({superuser}), which "
+                          f"every later build of every project on this cluster uses. Remove "
+                          f"the line; to give a production role settings, name that role.")
+    if (words_at(toks, 0, "reassign", "owned") or words_at(toks, 0, "drop", "owned")):
+        by = find_word(toks, "by")
+        if by >= 0 and any(t.value in own for t in toks[by + 1:] if t.kind in ("word", "ident")):
+            return head, (f"It acts on everything the plugin's own role ({superuser}) owns. "
+                          f"Name the production role instead.")
+    if head.is_word("copy"):
+        for i, tok in enumerate(toks):
+            if tok.depth == 0 and tok.value in ("from", "to") and tok.kind == "word":
+                nxt = toks[i + 1] if i + 1 < len(toks) else None
+                if nxt is not None and nxt.is_word("program"):
+                    return nxt, ("COPY ... PROGRAM runs a shell command on the database "
+                                 "server (like \\! in psql, which is refused too).")
+                if nxt is not None and nxt.kind == "string":
+                    return nxt, ("COPY with a file name reads or writes a file on the database "
+                                 "server. Put the rows in the file (COPY ... FROM stdin, as "
+                                 "pg_dump writes them) instead.")
+                break
+    if head.value not in _DECLARING and not (
+            head.is_word("create") and any(t.value in ("function", "procedure", "aggregate")
+                                           for t in toks[1:4])):
+        call = _host_call(toks)
+        if call is not None:
+            return call
+    if head.is_word("do") and depth < 3:
+        for tok in toks[1:]:
+            if tok.kind in ("body", "string"):
+                found = _block_reason(tok, superuser, depth)
+                if found is not None:
+                    return found
+    return None
+
+
+def _block_reason(body: Token, superuser: str, depth: int) -> tuple[Token, str] | None:
+    """A DO block runs during the build: look at each statement-like piece of its body and at
+    the SQL in its string literals (EXECUTE '...')."""
+    inner = tokens(body.value)
+    pieces: list[list[Token]] = [[]]
+    for tok in inner:
+        if tok.kind == "punct" and tok.value == ";":
+            pieces.append([])
+        elif tok.is_word("begin", "then", "else", "loop", "execute", "perform") and not pieces[-1]:
+            continue
+        else:
+            pieces[-1].append(tok)
+    for piece in pieces:
+        for start in range(len(piece)):
+            if start and not piece[start - 1].is_word("then", "else", "loop", "begin",
+                                                      "execute", "perform"):
+                continue
+            found = _cluster_reason(piece[start:], superuser, depth + 1)
+            if found is not None:
+                return body, found[1]
+        for tok in piece:
+            if tok.kind == "string":
+                for statement in split_statements(tok.value):
+                    found = _cluster_reason(tokens(statement.text), superuser, depth + 1)
+                    if found is not None:
+                        return body, found[1]
+    call = _host_call(inner)  # anywhere in the block (SELECT lo_import(...) INTO x;)
+    return (body, call[1]) if call is not None else None
+
+
+# A name in these places followed by '(' is a table's or a type's, not a call.
+_NOT_A_CALL_AFTER = frozenset({"table", "into", "references", "on", "index", "view", "type",
+                               "exists", "function", "procedure", "only"})
+
+
+def _host_call(toks: list[Token]) -> tuple[Token, str] | None:
+    for i, tok in enumerate(toks):
+        if (tok.kind == "word" and tok.value in _HOST_FUNCTIONS and i + 1 < len(toks)
+                and toks[i + 1].value == "("
+                and not (i and toks[i - 1].kind == "word"
+                         and toks[i - 1].value in _NOT_A_CALL_AFTER)):
+            return tok, f"{tok.value}() is refused: {_HOST_FUNCTIONS[tok.value]}."
+    return None
 
 
 @dataclass(frozen=True)
@@ -203,10 +424,12 @@ def _newer_dump_hint(text: str, stderr: str, major: int, path: Path, line: int) 
 
 def run_sql(target: InstallTarget, path: Path, text: str, *, set_name: str, origin: str,
             single_transaction: bool = False, prelude: str = "", epilogue: str = "",
-            action: str | None = None) -> None:
-    """Feed ``text`` to psql on stdin (restrict lines blanked, line numbers kept)."""
+            action: str | None = None, shown: str | None = None) -> None:
+    """Feed ``text`` to psql on stdin (restrict lines blanked, line numbers kept); errors
+    quote ``shown`` (the file as written, when ``text`` is a rewrite with the same lines)."""
     # A BOM is only harmless at the very start of psql's input; a prelude would move it.
     script = prelude + blank_restrict_lines(text).removeprefix("\ufeff") + "\n" + epilogue
+    text = shown if shown is not None else text
     offset = prelude.count("\n")
     env = target.server.client_env(target.dbname, "-c client_min_messages=warning")
     args = [str(target.psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"]

@@ -264,13 +264,18 @@ def transaction_body(text: str, path: Path) -> str:
 
 def run_migration(target: InstallTarget, migration: Migration, *, script_path: str,
                   applied_by: str | None, rules: HistoryRules, known: list[str],
-                  set_name: str, origin: str, action: str | None = None) -> None:
-    """Apply one migration file and its history row in one transaction."""
-    text = rules.style.body(read_schema_file(migration.path, origin))
-    text = transaction_body(text, migration.path)
+                  set_name: str, origin: str, action: str | None = None,
+                  text: str | None = None, shown: str | None = None) -> None:
+    """Apply one migration file and its history row in one transaction. ``text`` replaces
+    the file's text (a rewrite with the same lines, e.g. a build's role rewrites) and
+    ``shown`` is then the file as written, for error messages."""
+    if text is None:
+        text = read_schema_file(migration.path, origin)
+    text = transaction_body(rules.style.body(text), migration.path)
     prelude, epilogue = recording_sql(migration, script_path, applied_by, rules, known)
     run_sql(target, migration.path, text, set_name=set_name, origin=origin,
-            single_transaction=True, prelude=prelude, epilogue=epilogue, action=action)
+            single_transaction=True, prelude=prelude, epilogue=epilogue, action=action,
+            shown=shown)
 
 
 # --- history in a real database ------------------------------------------------------

@@ -268,6 +268,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         lines.append(f"schemasync: set {template.set_name!r}: template {how}"
                      + (f" (databases: {mask_dsn(template.database)})"
                         if template.database else ""))
+    if scratch._manager is not None:
+        from .roles import header_lines
+
+        lines.extend(header_lines(scratch._manager, config.stash.get(templates_key, [])))
     lines.extend(config.stash.get(lines_key, []))
     return lines
 
@@ -324,6 +328,7 @@ def _marker_choice(request: pytest.FixtureRequest) -> tuple[str | None, str | No
     kwargs = dict(marker.kwargs)
     set_name = kwargs.pop("set", None)
     before = kwargs.pop("before", None)
+    kwargs.pop("role", None)  # see _marker_role
     if marker.args:
         if len(marker.args) > 1 or set_name is not None:
             pytest.fail("@pytest.mark.schemasync takes one set name: schemasync('name', "
@@ -331,8 +336,21 @@ def _marker_choice(request: pytest.FixtureRequest) -> tuple[str | None, str | No
         set_name = marker.args[0]
     if kwargs:
         pytest.fail(f"@pytest.mark.schemasync got unknown argument(s) {sorted(kwargs)}; it takes "
-                    f"a set name and before='NNN'.", pytrace=False)
+                    f"a set name, before='NNN' and role='name'.", pytrace=False)
     return set_name, (str(before) if before is not None else None)
+
+
+def _marker_role(request: pytest.FixtureRequest) -> str | None:
+    """The role of the closest schemasync marker (test, class, module) that names one:
+    ``role=None`` there runs as the superuser again."""
+    for marker in request.node.iter_markers("schemasync"):
+        if "role" in marker.kwargs:
+            role = marker.kwargs["role"]
+            if role is not None and not (isinstance(role, str) and role):
+                pytest.fail(f"@pytest.mark.schemasync(role=...) takes a role name, not "
+                            f"{role!r}.", pytrace=False)
+            return role  # type: ignore[no-any-return]
+    return None
 
 
 def _or_fail(action: Callable[[], T]) -> T:
@@ -369,6 +387,12 @@ def db(schemasync: Scratch, request: pytest.FixtureRequest) -> Iterator[psycopg.
     for statement in txguard.opening_statements():
         conn.execute(statement)  # type: ignore[arg-type]
     try:
+        role = _marker_role(request)
+        if role is not None:  # inside the guard: rolling back to it resets the role
+            from .roles import apply_role
+
+            _or_fail(lambda: apply_role(conn, role, set_name=set_name or
+                                        schemasync.settings.default_set))
         yield conn
     finally:
         restored = False
@@ -407,18 +431,27 @@ DbFactory = Callable[..., "Database"]
 @pytest.fixture
 def schemasync_db_factory(schemasync: Scratch,
                           request: pytest.FixtureRequest) -> Iterator[DbFactory]:
-    """``factory(set_name=None, *, before=None) -> Database``: whole databases cloned from
-    the template, dropped after the test."""
+    """``factory(set_name=None, *, before=None, role=None) -> Database``: whole databases
+    cloned from the template, dropped after the test; with ``role`` (default: the marker's)
+    its ``url``/``connect()`` act as that role."""
     import psycopg
 
     manager = schemasync.manager
     default_set, default_before = _marker_choice(request)
+    default_role = _marker_role(request)
     made: list[Database] = []
 
-    def factory(set_name: str | None = None, *, before: str | None = None) -> Database:
+    def factory(set_name: str | None = None, *, before: str | None = None,
+                role: str | None = default_role) -> Database:
         database = _or_fail(lambda: manager.clone(
             set_name or default_set, before if before is not None else default_before))
         made.append(database)
+        if role is not None:
+            from .roles import database_as
+
+            return _or_fail(lambda: database_as(manager, database, role,
+                                                set_name or default_set or
+                                                schemasync.settings.default_set))
         return database
 
     yield factory

@@ -66,17 +66,20 @@ def _refuse_older_server(manager: DatabaseManager, production: Snapshot) -> None
 
 def dump_schema(info: ServerInfo, server_major: int, *, exclude_schemas: tuple[str, ...] = (),
                 pinned_bindir: str | None = None, lock_timeout: int = 5,
-                timeout: float = 120) -> tuple[str, str]:
+                timeout: float = 120, keep_privileges: bool = False) -> tuple[str, str]:
     """``pg_dump --schema-only`` of the database, read-only. Returns (text, pg_dump version).
 
     A busy production is left alone: pg_dump waits at most ``lock_timeout`` seconds for each
     table lock (queued behind a migration's ACCESS EXCLUSIVE lock it would wait forever, and
     every query on the table would queue behind it), and the whole dump is stopped after
     ``timeout`` seconds (pg_dump sets statement_timeout to 0 itself, so that limit is ours).
+    ``keep_privileges`` keeps owners and grants (the build creates the roles they name).
     """
     pg_dump, version = find_pg_dump(server_major, pinned_bindir)
-    args = [str(pg_dump), "--schema-only", "--no-owner", "--no-privileges", "--no-tablespaces",
+    args = [str(pg_dump), "--schema-only", "--no-tablespaces",
             f"--lock-wait-timeout={lock_timeout * 1000}"]
+    if not keep_privileges:
+        args += ["--no-owner", "--no-privileges"]
     # pg_dump 15.14+/16.10+/17.6+ guard dumps with \restrict and a random key; a fixed key
     # keeps the output stable where the flag exists (and the lines are stripped anyway).
     if _pg_dump_supports(pg_dump, "--restrict-key"):
@@ -332,7 +335,8 @@ def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: Schema
                                        exclude_schemas=schema_set.exclude_schemas,
                                        pinned_bindir=settings.pg_bindir,
                                        lock_timeout=settings.dump_lock_timeout,
-                                       timeout=settings.dump_timeout)
+                                       timeout=settings.dump_timeout,
+                                       keep_privileges=schema_set.keep_privileges)
     normalized = normalize_dump(raw)
     split = (split_functions(normalized) if schema_set.functions_file is not None
              else SplitDump(normalized, "", []))

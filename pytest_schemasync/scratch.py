@@ -28,7 +28,9 @@ from .server import (
 )
 
 if TYPE_CHECKING:
-    from .databases import DatabaseManager, Template
+    import psycopg
+
+    from .databases import Database, DatabaseManager, Template
 
 
 def _server_version(info: ServerInfo) -> str:
@@ -145,6 +147,23 @@ class Scratch:
         assert self._manager is not None
         self._databases_closed = False  # used again (e.g. a late fixture teardown)
         return self._manager
+
+    def admin_connect(self, database: Database | str | None = None,
+                      **kwargs: Any) -> psycopg.Connection[Any]:
+        """A superuser connection to ``database`` (a ``Database`` from ``fresh_database`` or
+        the factory, or a name), e.g. to set up rows the test's role may not write."""
+        import psycopg
+
+        server = self.start()
+        name = database if isinstance(database, str) or database is None else database.name
+        return psycopg.connect(server.conninfo(name), **kwargs)
+
+    def as_admin(self, conn: psycopg.Connection[Any]) -> contextlib.AbstractContextManager[Any]:
+        """``with schemasync.as_admin(db):`` the superuser on the ``db`` connection (same
+        rolled-back transaction), then the test's role again."""
+        from .roles import as_admin
+
+        return as_admin(conn)
 
     def worker_payload(self) -> dict[str, Any]:
         """What an xdist worker needs to attach to our server."""

@@ -35,6 +35,7 @@ from .migrations import (
     unrecorded,
 )
 from .names import BUILDING, TEMPLATE, lock_key
+from .roles import RoleBuild
 from .server import ServerKind
 
 CACHE_FORMAT = "1"  # bump when the template layout changes, so old templates are not reused
@@ -95,8 +96,15 @@ class BuildPlan:
         paths = list(self.files) + [m.path for m in self.migrations]
         props = dbprops.for_set(self.schema_set)
         extra = () if props.empty else (props.hash_text(),)  # unchanged names without any
+        roles = tuple(f"role={r}" for r in self.schema_set.roles)  # a changed role rebuilds
         return content_hash(self.schema_set, paths, major,
-                            extra=(f"before={self.before}", *extra))
+                            extra=(f"before={self.before}", *extra, *roles))
+
+    def sources(self) -> list[tuple[Path, str]]:
+        """(path, origin) of every file a build of this plan may run."""
+        folder = f"migrations folder {self.schema_set.migrations}"
+        return ([(p, self.schema_set.origin(p)) for p in self.files]
+                + [(m.path, folder) for m in self.migrations])
 
 
 def _short(text: str) -> str:
@@ -115,6 +123,7 @@ class TemplateStore:
         self._known: dict[tuple[str, str | None], Template] = {}
         # template -> database settings every clone of it gets (TEMPLATE does not copy them)
         self.clone_settings: dict[str, tuple[tuple[str, str], ...]] = {}
+        self.roles_created: dict[str, list[str]] = {}  # set -> roles its build created
 
     @property
     def _project_prefix(self) -> str:
@@ -162,28 +171,36 @@ class TemplateStore:
     def _build(self, plan: BuildPlan, name: str) -> None:
         build = f"{BUILDING}_{name[4:]}_{os.getpid()}"  # <= 54 + 8 bytes
         admin = self.admin
+        roles = RoleBuild(admin.conn, admin.server, plan.schema_set, plan.sources(), name,
+                          database=build)
+        roles.check()  # refusals, before anything runs
         admin.drop(build)
         dbprops.create_database(admin.conn, build, dbprops.for_set(plan.schema_set),
                                 admin.server.major, plan.schema_set.name)
         target = InstallTarget(admin.server, build, self.psql)
         schema_set = plan.schema_set
         try:
+            roles.create()
             for path in plan.files:
-                origin = schema_set.origin(path)
-                run_sql(target, path, read_schema_file(path, origin),
-                        set_name=schema_set.name, origin=origin)
+                run_sql(target, path, roles.text(path), shown=roles.original(path),
+                        set_name=schema_set.name, origin=schema_set.origin(path))
             pending, known = self._unrecorded(plan, build)
             for migration in pending:
                 run_migration(target, migration, applied_by="pytest-schemasync",
                               script_path=str(self.settings.shown(migration.path)),
                               rules=HistoryRules.of(schema_set), known=known,
                               set_name=schema_set.name,
-                              origin=f"migrations folder {schema_set.migrations}")
+                              origin=f"migrations folder {schema_set.migrations}",
+                              text=roles.text(migration.path),
+                              shown=roles.original(migration.path))
             libraries = self._libraries_of(build)
+            roles.record()
         except BaseException:
             with contextlib.suppress(psycopg.Error):
                 admin.drop(build)
+            roles.undo()  # after the database: its objects hold on to the roles
             raise
+        self.roles_created[schema_set.name] = roles.created
         admin.drop(name)
         admin.conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}")
                            .format(sql.Identifier(build), sql.Identifier(name)))
