@@ -71,7 +71,11 @@ class StandinProduction:
         self.ca_file: Path | None = None
 
     def __enter__(self) -> StandinProduction:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()  # e.g. ssl on a build without SSL: no directory left behind
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
