@@ -432,8 +432,16 @@ def _find_victim(case: Case, proc: subprocess.Popen[str], cache_dir: Path,
             return builder_of_sleep(workers) if sleeping_build(cache_dir) else None
 
         return poll("a worker's slow build", proc, worker_building)
-    poll("the hanging test", proc, lambda: proc.pid if (marks / "hang").exists() else None)
-    return int((marks / "hang").read_text().split()[0])
+    return poll("the hanging test", proc, lambda: _hang_pid(marks))
+
+
+def _hang_pid(marks: Path) -> int | None:
+    """The pid the hanging test wrote (None until the file exists *and* holds it: it is
+    created empty before the pid is written)."""
+    try:
+        return int((marks / "hang").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _pid_file(path: Path) -> int | None:

@@ -526,3 +526,40 @@ def test_a_file_that_switches_to_the_owner_role_installs(pytester: pytest.Pytest
         owners = {r[0] for r in admin.execute(
             "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname LIKE 'sst%%'")}
     assert owners == {"schemasync"}
+
+
+ASYNC_ROLE_TESTS = """
+import psycopg
+import pytest
+
+@pytest.mark.schemasync(role="app_user")
+async def test_adb_runs_as_the_role(adb):
+    row = await (await adb.execute("SELECT current_user")).fetchone()
+    assert row[0] == "app_user"
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        await adb.execute("DELETE FROM players")
+
+async def test_adb_next_test_is_the_superuser_again(adb):
+    row = await (await adb.execute(
+        "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).fetchone()
+    assert row[0] is True
+
+@pytest.mark.schemasync(role="no_such_role")
+async def test_adb_unknown_role(adb):
+    pass
+"""
+
+
+def test_adb_takes_the_marker_role(pytester: pytest.Pytester, cache_dir: Path,
+                                   game_dump: str) -> None:
+    make_project(pytester, files={"schema.sql": game_dump}, pyproject=(
+        '[tool.pytest.ini_options]\nasyncio_mode = "auto"\n'
+        'asyncio_default_fixture_loop_scope = "function"\n\n'
+        + _pyproject(["schema.sql"], 'roles = [{ name = "app_user", login = true }]')))
+    pytester.makepyfile(test_async_roles=ASYNC_ROLE_TESTS)
+    result = run_inner(pytester, cache_dir, "-v", "-p", "no:anyio")
+    out = output_of(result)
+    result.assert_outcomes(passed=2, errors=1)
+    assert "test_adb_unknown_role ERROR" in out, out
+    assert "role='no_such_role': no such role in the test database of set 'game'" in out
+    assert "Traceback" not in out
