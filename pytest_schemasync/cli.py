@@ -42,6 +42,11 @@ def _url_arguments(parser: argparse.ArgumentParser, what: str) -> None:
                         help="read the URL from this environment variable instead")
 
 
+def _output_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", type=Path, help="also write the result as JSON")
+    parser.add_argument("--markdown", type=Path, help="also write the result as Markdown")
+
+
 def _url(args: argparse.Namespace) -> str:
     if args.url_env:
         value = os.environ.get(args.url_env)
@@ -294,8 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
                                               "(exit 10 on drift, 11 when production "
                                               "cannot be reached)")
     check.add_argument("--set", action="append", help="only this schema set (repeatable)")
-    check.add_argument("--json", type=Path, help="also write the result as JSON")
-    check.add_argument("--markdown", type=Path, help="also write the result as Markdown")
+    _output_arguments(check)
     check.set_defaults(handler=cmd_check)
 
     status = commands.add_parser("status", help="applied, pending, unknown and edited "
@@ -312,8 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("right", help="e.g. prod, .env.production, env:PROD_DB_URL")
     diff.add_argument("--set", help="schema set for excluded schemas and the migrations folder "
                                     "(default: the default set)")
-    diff.add_argument("--json", type=Path, help="also write the result as JSON")
-    diff.add_argument("--markdown", type=Path, help="also write the result as Markdown")
+    _output_arguments(diff)
     diff.set_defaults(handler=cmd_diff)
 
     migrate = commands.add_parser("migrate", help="apply pending migrations to the database "
