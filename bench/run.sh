@@ -3,6 +3,7 @@
 # CREATE DATABASE ... TEMPLATE; prints a table and writes bench/RESULTS.md.
 #
 #   bash bench/run.sh [--repeat N] [--testing-postgresql-disk]
+#   bash bench/run.sh --only scale [--sizes 500,2000,10000]   (the scale section alone)
 #
 # About 3-4 minutes on a 2-CPU machine (longer when the machine is busy: the
 # pytest-postgresql disk variant is the long pole; the schema check and refresh section, with
@@ -52,7 +53,12 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 cd "$REPO"
+SCRIPT="$REPO/bench/bench.py"
+if [ "${1:-}" = "--only" ] && [ "${2:-}" = "scale" ]; then
+    SCRIPT="$REPO/bench/scale.py"  # only the scale section (generated 500/2,000/10,000 tables)
+    shift 2
+fi
 # In the background, so that a TERM to this script is handled at once (by cleanup).
-"$PY" "$REPO/bench/bench.py" --work "$WORK" --shm "$SHM" "$@" &
+"$PY" "$SCRIPT" --work "$WORK" --shm "$SHM" "$@" &
 DRIVER=$!
 wait "$DRIVER"

@@ -51,10 +51,19 @@ def _url(args: argparse.Namespace) -> str:
     return str(args.url)
 
 
+def _scratch(settings: Settings) -> Scratch:
+    """The session of a command that may build templates: long builds show progress."""
+    from .progress import stderr_progress
+
+    scratch = Scratch(settings)
+    scratch.progress = stderr_progress()
+    return scratch
+
+
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from .check import check_sets, write_outputs
 
-    with Scratch(settings) as scratch:
+    with _scratch(settings) as scratch:
         checks = check_sets(scratch.manager, settings, args.set)
         write_outputs(checks, args.json, args.markdown)
         for check in checks:
@@ -127,7 +136,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_refresh(args: argparse.Namespace, settings: Settings) -> int:
     from .refresh import refresh_sets
 
-    with Scratch(settings) as scratch:
+    with _scratch(settings) as scratch:
         for result in refresh_sets(scratch.manager, settings, args.set, dry_run=args.dry_run):
             print("\n".join(result.report()))
         return 0

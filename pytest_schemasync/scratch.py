@@ -28,6 +28,7 @@ from .server import (
 
 if TYPE_CHECKING:
     from .databases import DatabaseManager, Template
+    from .progress import BuildProgress
 
 
 def _server_version(info: ServerInfo) -> str:
@@ -66,6 +67,7 @@ class Scratch:
         self._manager: DatabaseManager | None = None
         self._databases_closed = False
         self.psql: Path | None = None
+        self.progress: BuildProgress | None = None  # shows long template builds
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -105,7 +107,9 @@ class Scratch:
         self._manager = DatabaseManager(
             self.server, settings, token=self.token, worker=self.worker, psql=psql,
             exclusive=exclusive, events=self.cache_root / "events.log",
+            snapshots=self.cache_root / "snapshots",
         )
+        self._manager.templates.progress = self.progress
         if self.owner:
             self._manager.claim_session()
             self._manager.sweep_dead_sessions()

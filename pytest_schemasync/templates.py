@@ -14,6 +14,7 @@ import hashlib
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from psycopg import sql
 from .admin import ServerAdmin
 from .config import SchemaSet, Settings
 from .errors import ConfigError, MigrationError
-from .install import InstallTarget, read_schema_file, run_sql
+from .install import InstallTarget, Progress, read_schema_file, run_sql
 from .migrations import (
     Migration,
     discover,
@@ -33,6 +34,7 @@ from .migrations import (
     select_before,
 )
 from .names import BUILDING, TEMPLATE, lock_key
+from .progress import BuildProgress
 from .server import ServerKind
 
 CACHE_FORMAT = "1"  # bump when the template layout changes, so old templates are not reused
@@ -106,6 +108,10 @@ class TemplateStore:
         self.psql = psql
         self.exclusive = exclusive  # we own the whole cluster, so stale templates are ours
         self._known: dict[tuple[str, str | None], Template] = {}
+        # Called with (set, template name) right after a build, still under the build lock:
+        # the bundled catalog snapshot is taken and stored with the template there.
+        self.on_built: Callable[[SchemaSet, str], None] | None = None
+        self.progress: BuildProgress | None = None  # set where a terminal shows it
 
     @property
     def _project_prefix(self) -> str:
@@ -143,6 +149,8 @@ class TemplateStore:
             cached = bool(row and row[0]) and not rebuild
             if not cached:
                 self._build(plan, name)
+                if self.on_built is not None and before is None:
+                    self.on_built(schema_set, name)
             if remember and self.exclusive:  # e.g. one built by a refresh's proof
                 self._drop_stale(name)
         return Template(name, schema_set.name, before, cached, time.perf_counter() - started)
@@ -155,23 +163,37 @@ class TemplateStore:
                            .format(sql.Identifier(build)))
         target = InstallTarget(admin.server, build, self.psql)
         schema_set = plan.schema_set
+        progress = self.progress
+        if progress is not None:
+            progress.start(schema_set.name)
+
+        def report(path: Path, index: int, count: int, what: str = "file") -> Progress | None:
+            shown = str(self.settings.shown(path))
+            return progress.file(shown, index, count, what) if progress is not None else None
+
         try:
-            for path in plan.files:
+            for index, path in enumerate(plan.files, 1):
                 origin = schema_set.origin(path)
                 run_sql(target, path, read_schema_file(path, origin),
-                        set_name=schema_set.name, origin=origin)
-            for migration in self._unrecorded(plan, build):
+                        set_name=schema_set.name, origin=origin,
+                        progress=report(path, index, len(plan.files)))
+            pending = self._unrecorded(plan, build)
+            for index, migration in enumerate(pending, 1):
                 origin = f"migrations folder {schema_set.migrations}"
                 script = self.settings.shown(migration.path)
                 prelude, epilogue = recording_sql(migration, str(script), "pytest-schemasync")
                 run_sql(target, migration.path, read_schema_file(migration.path, origin),
                         set_name=schema_set.name, origin=origin, single_transaction=True,
-                        prelude=prelude, epilogue=epilogue)
+                        prelude=prelude, epilogue=epilogue,
+                        progress=report(migration.path, index, len(pending), "migration"))
             libraries = self._libraries_of(build)
         except BaseException:
             with contextlib.suppress(psycopg.Error):
                 admin.drop(build)
             raise
+        finally:
+            if progress is not None:
+                progress.finish()
         admin.drop(name)
         admin.conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}")
                            .format(sql.Identifier(build), sql.Identifier(name)))

@@ -1,0 +1,109 @@
+"""The bundled catalog snapshot stored with its template (pytest_schemasync.snapshots).
+
+Real embedded server, example_project's two sets: the stored snapshot must equal a fresh read
+of the template, and a tampered or stale file must be read again, never trusted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import scratch_cache_dir
+
+from pytest_schemasync.catalog import Snapshot
+from pytest_schemasync.check import bundled_snapshot
+from pytest_schemasync.config import build_settings
+from pytest_schemasync.scratch import Scratch
+from pytest_schemasync.snapshots import SnapshotStore, _checksum, catalog_options
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "example_project"
+
+
+@pytest.fixture(scope="module")
+def scratch() -> Iterator[Scratch]:
+    with scratch_cache_dir() as cache:
+        settings = build_settings(EXAMPLE, cli={"cache_dir": str(cache)}, environ={})
+        with Scratch(settings) as session:
+            session.prepare()  # builds both templates: each stores its snapshot
+            yield session
+
+
+def _store(scratch: Scratch) -> SnapshotStore:
+    manager = scratch.manager
+    assert manager.snapshot_dir is not None
+    return SnapshotStore(manager.snapshot_dir, manager.server_admin)
+
+
+def _same(a: Snapshot, b: Snapshot) -> None:
+    assert a.server_version == b.server_version
+    assert a.server_major == b.server_major
+    assert a.schemas_excluded == b.schemas_excluded
+    assert list(a.objects) == list(b.objects)  # same keys in the same (report) order
+    assert a.objects == b.objects
+
+
+@pytest.mark.parametrize("set_name", ["gameforge", "carthorse"])
+def test_stored_snapshot_equals_a_fresh_read(scratch: Scratch, set_name: str) -> None:
+    manager = scratch.manager
+    schema_set = scratch.settings.schema_set(set_name)
+    template = manager.template(set_name)
+    options = catalog_options(schema_set)
+    stored = _store(scratch).load(template.name, options)
+    assert stored is not None, "the build did not store the snapshot"
+    fresh = manager._read_template(template.name, options)
+    assert len(fresh.objects) > 100
+    _same(stored, fresh)
+    _same(bundled_snapshot(manager, schema_set), fresh)
+
+
+def _rewrite(path: Path, edit_payload: bool = False, edit_key: bool = False) -> None:
+    head_line, payload = path.read_text(encoding="utf-8").split("\n", 1)
+    head = json.loads(head_line)
+    if edit_payload:  # a changed definition, checksum left as it was
+        data = json.loads(payload)
+        data["objects"][-1][2] += "\n-- tampered"
+        payload = json.dumps(data)
+    if edit_key:  # another template's file (its OID), internally consistent
+        key = json.loads(head["key"])
+        key["oid"] = str(int(key["oid"]) + 1)
+        head["key"] = json.dumps(key, sort_keys=True)
+        head["sha256"] = _checksum(head["key"], payload)
+    path.write_text(json.dumps(head) + "\n" + payload, encoding="utf-8")
+
+
+@pytest.mark.parametrize("how", ["payload", "key", "truncated", "missing"])
+def test_tampered_or_stale_snapshot_is_read_again(scratch: Scratch, how: str) -> None:
+    manager = scratch.manager
+    schema_set = scratch.settings.schema_set("gameforge")
+    template = manager.template("gameforge")
+    options = catalog_options(schema_set)
+    store = _store(scratch)
+    path = store.path(template.name)
+    fresh = manager._read_template(template.name, options)
+    if how == "payload":
+        _rewrite(path, edit_payload=True)
+    elif how == "key":
+        _rewrite(path, edit_key=True)
+    elif how == "truncated":
+        path.write_bytes(path.read_bytes()[:-200])
+    else:
+        path.unlink()
+    assert store.load(template.name, options) is None
+    _same(bundled_snapshot(manager, schema_set), fresh)
+    reread = store.load(template.name, options)  # stored again, and trusted again
+    assert reread is not None
+    _same(reread, fresh)
+
+
+def test_other_options_are_not_served_a_snapshot_taken_with_others(scratch: Scratch) -> None:
+    manager = scratch.manager
+    template = manager.template("carthorse")
+    schema_set = scratch.settings.schema_set("carthorse")
+    options = catalog_options(schema_set)
+    other = type(options)(exclude_schemas=())
+    store = _store(scratch)
+    assert store.load(template.name, options) is not None
+    assert store.load(template.name, other) is None
