@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from .catalog import Snapshot, snapshot
+from .catalog import Snapshot, paused_gc, snapshot
 from .config import SchemaSet, Settings
 from .databases import DatabaseManager
 from .diff import DiffResult, compare, render_markdown, render_text, to_json
@@ -172,7 +172,8 @@ def check_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSe
             bundled = bundled_snapshot(manager, schema_set)
         finally:
             production, history = reading.result()
-    result = compare(bundled, production, catalog_options(schema_set))
+    with paused_gc():  # tens of thousands of live objects: nothing to collect yet
+        result = compare(bundled, production, catalog_options(schema_set))
     migrations = None
     if schema_set.migrations is not None:
         local = discover(schema_set.migrations, schema_set.origin(schema_set.migrations))

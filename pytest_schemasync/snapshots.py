@@ -50,11 +50,11 @@ def encode(snap: Snapshot) -> str:
 
 
 def decode(payload: str) -> Snapshot:
-    data = json.loads(payload)
-    objects = {}
-    for kind, identity, definition, position, parent in data["objects"]:
-        objects[(kind, identity)] = CatalogObject(
-            kind, identity, definition, position, tuple(parent) if parent else None)
+    with catalog.paused_gc():
+        data = json.loads(payload)
+        objects = {(kind, identity): CatalogObject(kind, identity, definition, position,
+                                                   tuple(parent) if parent else None)
+                   for kind, identity, definition, position, parent in data["objects"]}
     return Snapshot(data["server_version"], int(data["server_major"]), objects,
                     list(data["schemas_excluded"]))
 

@@ -7,13 +7,14 @@ of the template, and a tampered or stale file must be read again, never trusted.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import scratch_cache_dir
 
-from pytest_schemasync.catalog import Snapshot
+from pytest_schemasync.catalog import Snapshot, normalize
 from pytest_schemasync.check import bundled_snapshot
 from pytest_schemasync.config import build_settings
 from pytest_schemasync.scratch import Scratch
@@ -107,3 +108,21 @@ def test_other_options_are_not_served_a_snapshot_taken_with_others(scratch: Scra
     store = _store(scratch)
     assert store.load(template.name, options) is not None
     assert store.load(template.name, other) is None
+
+
+def _normalize_by_hand(text: str) -> str:
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "\n".join(stripped for line in lines if (stripped := line.rstrip()))
+
+
+def test_normalize_fast_path_changes_nothing_it_should_not() -> None:
+    """normalize() skips texts it would not change: it must agree with the full work on
+    every text, including odd whitespace (tabs, NBSP, line separators, form feeds)."""
+    rng = random.Random(14)
+    alphabet = ["a", "b", " ", "\t", "\n", "\r", "\r\n", "\u00a0", "\u2028", "\x0c", "\x1c",
+                "$$", ";"]
+    texts = ["", "a", "\n", "a\n", "\na", "a \nb", "a\n\nb", "a\u00a0", "a\rb", "a\tb"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(12)))
+              for _ in range(20000)]
+    for text in texts:
+        assert normalize(text) == _normalize_by_hand(text), repr(text)
