@@ -368,11 +368,13 @@ def db(schemasync: Scratch, request: pytest.FixtureRequest) -> Iterator[psycopg.
     manager = schemasync.manager
     conn = _or_fail(lambda: manager.rollback_connection(set_name, before))
     row_factory = conn.row_factory
-    tx = conn.transaction(force_rollback=True)
-    tx.__enter__()
     # A guard savepoint tells, at teardown, whether this is still our transaction: after a
     # raw COMMIT (even one followed by more statements) it no longer exists.
-    conn.execute(f"SAVEPOINT {_GUARD}")
+    # The Transaction itself, not conn.transaction(): that one would keep the block in
+    # pipeline mode when entered in one.
+    tx = psycopg.Transaction(conn, savepoint_name=_GUARD, force_rollback=True)
+    with _one_round_trip(conn):  # BEGIN; SAVEPOINT
+        tx.__enter__()
     try:
         yield conn
     finally:
@@ -380,13 +382,16 @@ def db(schemasync: Scratch, request: pytest.FixtureRequest) -> Iterator[psycopg.
         if not conn.closed and conn.info.transaction_status in (TransactionStatus.INTRANS,
                                                                 TransactionStatus.INERROR):
             try:
-                conn.execute(f"ROLLBACK TO SAVEPOINT {_GUARD}")
+                with _one_round_trip(conn):  # ROLLBACK TO SAVEPOINT; ROLLBACK
+                    conn.execute(f"ROLLBACK TO SAVEPOINT {_GUARD}")
+                    tx.__exit__(None, None, None)
                 ours = True
             except psycopg.Error:
                 ours = False
         committed = not conn.closed and not ours
-        with contextlib.suppress(psycopg.Error, psycopg.ProgrammingError):
-            tx.__exit__(None, None, None)
+        if tx.status == tx.Status.ACTIVE:  # not rolled back above
+            with contextlib.suppress(psycopg.Error, psycopg.ProgrammingError):
+                tx.__exit__(None, None, None)
         if ours:
             conn.row_factory = row_factory
         else:
@@ -401,6 +406,14 @@ def db(schemasync: Scratch, request: pytest.FixtureRequest) -> Iterator[psycopg.
 
 
 _GUARD = "schemasync_guard"
+
+
+def _one_round_trip(conn: psycopg.Connection[Any]) -> contextlib.AbstractContextManager[Any]:
+    """Pipeline mode where libpq has it: the statements inside go out together, and their
+    results (an error included) come back when the block ends."""
+    import psycopg
+
+    return conn.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext()
 
 DbFactory = Callable[..., "Database"]
 
