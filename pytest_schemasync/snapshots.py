@@ -134,11 +134,12 @@ class SnapshotStore:
         with open(tmp, "w", encoding="utf-8") as file:
             file.write(head + "\n" + payload)
         os.replace(tmp, path)
-        # Older templates of the same set and migration point are dropped when this one is
-        # built: their snapshots go too.
+        # The snapshots of this set's templates that are gone (dropped as stale when a newer
+        # one was built) go too; a refresh's other template of the set may still be there.
         prefix = template[: template.rfind("_") + 1]
+        alive = set(self.admin.names("starts_with(datname, %s)", prefix))
         for other in self.folder.glob(f"{prefix}*.json"):
-            if other != path and len(other.stem) == len(template):
+            if other.stem not in alive and len(other.stem) == len(template):
                 with contextlib.suppress(OSError):
                     other.unlink()
 

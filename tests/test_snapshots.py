@@ -126,3 +126,40 @@ def test_normalize_fast_path_changes_nothing_it_should_not() -> None:
               for _ in range(20000)]
     for text in texts:
         assert normalize(text) == _normalize_by_hand(text), repr(text)
+
+
+def test_the_check_reads_the_stored_snapshot(scratch: Scratch) -> None:
+    """A consistent file (key and checksum right) is what the check uses, without a clone:
+    a definition changed in it, checksum recomputed, shows up in the bundled snapshot."""
+    manager = scratch.manager
+    schema_set = scratch.settings.schema_set("gameforge")
+    template = manager.template("gameforge")
+    store = _store(scratch)
+    path = store.path(template.name)
+    manager.template_snapshot(template.name, catalog_options(schema_set))  # stored, trusted
+    head_line, payload = path.read_text(encoding="utf-8").split("\n", 1)
+    head = json.loads(head_line)
+    data = json.loads(payload)
+    data["objects"][0][2] += "\n-- marker"
+    payload = json.dumps(data)
+    head["sha256"] = _checksum(head["key"], payload)
+    path.write_text(json.dumps(head) + "\n" + payload, encoding="utf-8")
+    clones_before = manager.server_admin.names("datname LIKE 'ssc\\_%'")
+    bundled = bundled_snapshot(manager, schema_set)
+    assert next(iter(bundled.objects.values())).definition.endswith("\n-- marker")
+    assert manager.server_admin.names("datname LIKE 'ssc\\_%'") == clones_before
+    path.unlink()  # the next read takes it from a clone again
+
+
+def test_snapshots_of_dropped_templates_are_removed(scratch: Scratch) -> None:
+    manager = scratch.manager
+    schema_set = scratch.settings.schema_set("gameforge")
+    template = manager.template("gameforge")
+    store = _store(scratch)
+    prefix = template.name[: template.name.rfind("_") + 1]
+    gone = store.path(prefix + "0123456789")  # a template of this set no longer there
+    gone.write_text("{}\n")
+    options = catalog_options(schema_set)
+    store.save(template.name, options, manager._read_template(template.name, options))
+    assert not gone.exists()
+    assert store.load(template.name, options) is not None
