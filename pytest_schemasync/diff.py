@@ -112,19 +112,22 @@ def compare(bundled: Snapshot, production: Snapshot,
     """Every object that is missing, extra or changed, plus warnings that are not drift."""
     b, p = bundled.objects, production.objects
     change_of: dict[tuple[str, str], str] = {}
-    for key in b.keys() | p.keys():
-        if key not in b:
-            change_of[key] = "missing"
-        elif key not in p:
+    for key, obj in b.items():  # one lookup per object (70,000 on 2,000 tables)
+        theirs = p.get(key)
+        if theirs is None:
             change_of[key] = "extra"
-        elif b[key].definition != p[key].definition:
+        elif obj.definition != theirs.definition:
             change_of[key] = "changed"
+    missing = p.keys() - b.keys()
+    for key in missing:
+        change_of[key] = "missing"
 
     kids: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    for side in (b, p):
-        for key, obj in side.items():
-            if obj.parent is not None:
-                kids.setdefault(obj.parent, []).append(key)
+    if any(change != "changed" for change in change_of.values()):  # only these fold children
+        for side in (b, p):
+            for key, obj in side.items():
+                if obj.parent is not None:
+                    kids.setdefault(obj.parent, []).append(key)
 
     differences: list[Difference] = []
     for key, change in change_of.items():
@@ -165,7 +168,7 @@ def compare(bundled: Snapshot, production: Snapshot,
 
     differences.sort(key=lambda d: (*_sort_key(d.kind, d.identity), d.change))
     return DiffResult(differences, warnings, bundled.server_version, production.server_version,
-                      compared=len(b.keys() | p.keys()),
+                      compared=len(b) + len(missing),
                       schemas_excluded=sorted(set(bundled.schemas_excluded)
                                               | set(production.schemas_excluded)))
 
