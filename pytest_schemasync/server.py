@@ -16,6 +16,7 @@ import select
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -411,6 +412,11 @@ def process_alive(pid: int) -> bool:
         return True
 
 
+def _close_quietly(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
 class _Wakeup:
     """Wait for something that may have changed instead of sleeping in small steps: a file
     written in ``folder`` (inotify) or a watched process gone (pidfd); a plain short sleep
@@ -454,8 +460,13 @@ class _Wakeup:
 
     def close(self) -> None:
         for fd in self._fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+            if fd == self._inotify:
+                # Closing an inotify descriptor waits out a kernel grace period (~10 ms):
+                # not on the session's start path.
+                threading.Thread(target=_close_quietly, args=(fd,), daemon=True,
+                                 name="schemasync-inotify-close").start()
+            else:
+                _close_quietly(fd)
         self._fds.clear()
 
     def __enter__(self) -> _Wakeup:
