@@ -214,8 +214,9 @@ def render(sizes: list[Size], load: list[str], uptime: str, seconds: float) -> s
              "| tables | file (MB) | catalog objects | psql loads the file into production | "
              "first session (initdb, build, snapshot stored), whole | template built in "
              "(header) | warm `schemasync check`, whole command | the check's own timer | "
-             "`pg_dump --schema-only` | peak RSS of the check (MB) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "`pg_dump --schema-only` | peak RSS of the check (MB) | peak RSS of the first "
+             "session (MB) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in sizes:
         first = s.first_session
         lines.append(
@@ -223,7 +224,8 @@ def render(sizes: list[Size], load: list[str], uptime: str, seconds: float) -> s
             f"{first.seconds if first else float('nan'):.2f} | "
             f"{s.built_in if s.built_in is not None else '-'} | "
             f"{med([w.seconds for w in s.warm])} | {med(s.own)} | {med(s.dumps)} | "
-            f"{max((w.max_rss_mb for w in s.warm), default=0):.0f} |")
+            f"{max((w.max_rss_mb for w in s.warm), default=0):.0f} | "
+            f"{first.max_rss_mb if first else 0:.0f} |")
     lines += ["", "Growth (each size over the one before; the tables grow x4 then x5):", "",
               "| from → to | tables | warm check, own timer | whole command | pg_dump | "
               "template build |", "|---|---|---|---|---|---|"]
