@@ -409,11 +409,15 @@ _GUARD = "schemasync_guard"
 
 
 def _one_round_trip(conn: psycopg.Connection[Any]) -> contextlib.AbstractContextManager[Any]:
-    """Pipeline mode where libpq has it: the statements inside go out together, and their
-    results (an error included) come back when the block ends."""
+    """Pipeline mode over a network: the statements inside go out together, and their
+    results (an error included) come back when the block ends. Not on a unix socket (the
+    embedded server): there two round trips cost less than pipeline mode's own work in
+    psycopg (setup + teardown measured 0.08-0.11 ms plain, 0.09-0.16 ms pipelined)."""
     import psycopg
 
-    return conn.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext()
+    if conn.info.host.startswith("/") or not psycopg.Pipeline.is_supported():
+        return contextlib.nullcontext()
+    return conn.pipeline()
 
 DbFactory = Callable[..., "Database"]
 
