@@ -25,9 +25,18 @@ if [ "$(id -u)" != 0 ]; then
 fi
 id postgres >/dev/null
 
+SCRIPT="$REPO/bench/bench.py"
+ONLY_SCALE=""
+if [ "${1:-}" = "--only" ] && [ "${2:-}" = "scale" ]; then
+    SCRIPT="$REPO/bench/scale.py"  # only the scale section (generated 500/2,000/10,000 tables)
+    ONLY_SCALE=1
+    shift 2
+fi
+
 # The competitors come with the [bench] extra; install it only when missing (a reinstall
 # would briefly uninstall the editable package under anyone else using this .venv).
-if ! "$PY" -c "import pytest_postgresql, testing.postgresql, pytest_schemasync" 2>/dev/null; then
+if [ -z "$ONLY_SCALE" ] && \
+        ! "$PY" -c "import pytest_postgresql, testing.postgresql, pytest_schemasync" 2>/dev/null; then
     "$REPO/.venv/bin/pip" install --quiet --disable-pip-version-check -e "$REPO[bench]"
 fi
 
@@ -53,11 +62,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 cd "$REPO"
-SCRIPT="$REPO/bench/bench.py"
-if [ "${1:-}" = "--only" ] && [ "${2:-}" = "scale" ]; then
-    SCRIPT="$REPO/bench/scale.py"  # only the scale section (generated 500/2,000/10,000 tables)
-    shift 2
-fi
 # In the background, so that a TERM to this script is handled at once (by cleanup).
 "$PY" "$SCRIPT" --work "$WORK" --shm "$SHM" "$@" &
 DRIVER=$!
