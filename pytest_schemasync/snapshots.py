@@ -50,11 +50,20 @@ def encode(snap: Snapshot) -> str:
 
 
 def decode(payload: str) -> Snapshot:
+    # One string per kind and one tuple per parent, shared by all their objects, as in a
+    # snapshot read from a server (at 10,000 tables ~150,000 parents, ~30 MB otherwise).
+    kinds: dict[str, str] = {}
+    parents: dict[tuple[str, str], tuple[str, str]] = {}
     with catalog.paused_gc():
         data = json.loads(payload)
-        objects = {(kind, identity): CatalogObject(kind, identity, definition, position,
-                                                   tuple(parent) if parent else None)
-                   for kind, identity, definition, position, parent in data["objects"]}
+        objects = {}
+        for kind, identity, definition, position, parent in data["objects"]:
+            kind = kinds.setdefault(kind, kind)
+            if parent:
+                key = (kinds.setdefault(parent[0], parent[0]), parent[1])
+                parent = parents.setdefault(key, key)
+            objects[(kind, identity)] = CatalogObject(kind, identity, definition, position,
+                                                      parent or None)
     return Snapshot(data["server_version"], int(data["server_major"]), objects,
                     list(data["schemas_excluded"]))
 
