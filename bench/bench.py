@@ -512,6 +512,16 @@ class Bench:
                                     "`postgres` user; --basetemp on /dev/shm", shm))
 
 
+def keep_scale_section(out: Path, text: str) -> str:
+    """The scale section (bench/scale.py, run on its own) survives a full run's rewrite."""
+    from scale import BEGIN, END
+
+    old = out.read_text() if out.exists() else ""
+    if BEGIN in old and END in old:
+        return text.rstrip("\n") + "\n\n" + old[old.index(BEGIN): old.index(END) + len(END)] + "\n"
+    return text
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", type=Path, required=True, help="scratch folder on disk")
@@ -595,7 +605,7 @@ def main() -> int:
     measured = Measurements(rows, raw, start, imports, server, bench.probes, bench.python_note,
                             load, args.repeat, time.perf_counter() - began, check, stress)
     text = render(measured, PG_BINDIR) + "\n" + ci_cache.render(ci)
-    args.out.write_text(text)
+    args.out.write_text(keep_scale_section(args.out, text))
     print(text)
     ci_ok = not (ci.failures or ci.error)
     return 0 if all(r.ok for r in rows) and check.ok and stress.ok and ci_ok else 1

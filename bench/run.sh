@@ -3,6 +3,7 @@
 # CREATE DATABASE ... TEMPLATE; prints a table and writes bench/RESULTS.md.
 #
 #   bash bench/run.sh [--repeat N] [--testing-postgresql-disk]
+#   bash bench/run.sh --only scale [--sizes 500,2000,10000]   (the scale section alone)
 #
 # About 3-4 minutes on a 2-CPU machine (longer when the machine is busy: the
 # pytest-postgresql disk variant is the long pole; the schema check and refresh section, with
@@ -24,9 +25,18 @@ if [ "$(id -u)" != 0 ]; then
 fi
 id postgres >/dev/null
 
+SCRIPT="$REPO/bench/bench.py"
+ONLY_SCALE=""
+if [ "${1:-}" = "--only" ] && [ "${2:-}" = "scale" ]; then
+    SCRIPT="$REPO/bench/scale.py"  # only the scale section (generated 500/2,000/10,000 tables)
+    ONLY_SCALE=1
+    shift 2
+fi
+
 # The competitors come with the [bench] extra; install it only when missing (a reinstall
 # would briefly uninstall the editable package under anyone else using this .venv).
-if ! "$PY" -c "import pytest_postgresql, testing.postgresql, pytest_schemasync" 2>/dev/null; then
+if [ -z "$ONLY_SCALE" ] && \
+        ! "$PY" -c "import pytest_postgresql, testing.postgresql, pytest_schemasync" 2>/dev/null; then
     "$REPO/.venv/bin/pip" install --quiet --disable-pip-version-check -e "$REPO[bench]"
 fi
 
@@ -53,6 +63,6 @@ trap 'exit 130' INT TERM
 
 cd "$REPO"
 # In the background, so that a TERM to this script is handled at once (by cleanup).
-"$PY" "$REPO/bench/bench.py" --work "$WORK" --shm "$SHM" "$@" &
+"$PY" "$SCRIPT" --work "$WORK" --shm "$SHM" "$@" &
 DRIVER=$!
 wait "$DRIVER"

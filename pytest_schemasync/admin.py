@@ -40,6 +40,7 @@ class ServerAdmin:
         self.server = server
         self.events = events
         self._conn: psycopg.Connection[Any] | None = None
+        self._identifier: tuple[str | None] | None = None
 
     @property
     def conn(self) -> psycopg.Connection[Any]:
@@ -60,6 +61,15 @@ class ServerAdmin:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def identifier(self) -> str | None:
+        """The server's system identifier (None when not readable), asked once: it tells two
+        servers apart and keys the stored snapshots."""
+        if self._identifier is None:
+            from .production import system_identifier
+
+            self._identifier = (system_identifier(self.conn),)
+        return self._identifier[0]
 
     def event(self, text: str) -> None:
         if self.events is not None:

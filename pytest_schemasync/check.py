@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from .catalog import CatalogOptions, Snapshot, snapshot
+from .catalog import Snapshot, paused_gc, snapshot
 from .config import SchemaSet, Settings
 from .databases import DatabaseManager
 from .diff import DiffResult, compare, render_markdown, render_text, to_json
@@ -30,6 +31,7 @@ from .migrations import (
     read_history,
 )
 from .production import ProductionTarget, connect_readonly, resolve_production, system_identifier
+from .snapshots import catalog_options
 from .swap import write_atomic
 
 
@@ -109,23 +111,20 @@ def status_json(m: MigrationStatus) -> dict[str, object]:
     }
 
 
-def catalog_options(schema_set: SchemaSet) -> CatalogOptions:
-    return CatalogOptions(exclude_schemas=schema_set.exclude_schemas,
-                          include_owners=schema_set.include_owners,
-                          include_grants=schema_set.include_grants)
-
-
 def bundled_snapshot(manager: DatabaseManager, schema_set: SchemaSet, *,
                      remember: bool = True) -> Snapshot:
-    """Snapshot of the set's template (see ``DatabaseManager.one_off`` for ``remember``)."""
-    with manager.one_off(schema_set, remember=remember) as database, \
-            database.connect(autocommit=True) as conn:
-        return snapshot(conn, catalog_options(schema_set))
+    """Snapshot of the set's template: the one stored when it was built, else read through
+    a throwaway clone (nobody may connect to a template). Without ``remember`` the files are
+    built as they are now without becoming the set's template for the rest of the session
+    (a refresh's old and staged files)."""
+    template = (manager.template(schema_set.name) if remember
+                else manager.templates.ensure(schema_set, remember=False))
+    return manager.template_snapshot(template.name, catalog_options(schema_set))
 
 
 def _refuse_same_server(manager: DatabaseManager, conn: psycopg.Connection[Any],
                         schema_set: SchemaSet, target: ProductionTarget) -> None:
-    ours = system_identifier(manager.admin)
+    ours = manager.server_admin.identifier()
     if ours is not None and ours == system_identifier(conn):
         raise ConfigError(
             f"The production URL for set {schema_set.name!r} ({target.masked}) points at the "
@@ -178,11 +177,18 @@ def check_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSe
     if target is None:
         return None
     started = time.perf_counter()
-    production, history = production_snapshot(target, schema_set, settings, manager)
-    bundled = bundled_snapshot(manager, schema_set)
+    manager.server_admin.identifier()  # asked here: the admin connection is not shared below
+    # Production is read in a thread while the bundled side is loaded (both mostly wait).
+    with ThreadPoolExecutor(1, thread_name_prefix="schemasync-production") as pool:
+        reading = pool.submit(production_snapshot, target, schema_set, settings, manager)
+        try:
+            bundled = bundled_snapshot(manager, schema_set)
+        finally:
+            production, history = reading.result()
     if schema_set.include_roles:
         _add_roles(manager, settings, schema_set, target, bundled, production)
-    result = compare(bundled, production, catalog_options(schema_set))
+    with paused_gc():  # tens of thousands of live objects: nothing to collect yet
+        result = compare(bundled, production, catalog_options(schema_set))
     if bundled.server_major != production.server_major:
         from .deparse import without_deparsed
 

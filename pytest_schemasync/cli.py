@@ -58,10 +58,20 @@ def _url(args: argparse.Namespace) -> str:
     return str(args.url)
 
 
-def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    from .check import check_sets, write_outputs
+def _scratch(settings: Settings) -> Scratch:
+    """The session of a command that may build templates: long builds show progress."""
+    from .progress import stderr_progress
 
-    with Scratch(settings) as scratch:
+    scratch = Scratch(settings)
+    scratch.progress = stderr_progress()
+    return scratch
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    with _scratch(settings) as scratch:
+        # Imported once the server is up: psycopg then loads while it starts (Scratch).
+        from .check import check_sets, write_outputs
+
         checks = check_sets(scratch.manager, settings, args.set)
         write_outputs(checks, args.json, args.markdown)
         for check in checks:
@@ -160,9 +170,9 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_refresh(args: argparse.Namespace, settings: Settings) -> int:
-    from .refresh import refresh_sets
+    with _scratch(settings) as scratch:
+        from .refresh import refresh_sets  # after the start, as in cmd_check
 
-    with Scratch(settings) as scratch:
         for result in refresh_sets(scratch.manager, settings, args.set, dry_run=args.dry_run):
             print("\n".join(result.report()))
         return 0

@@ -13,7 +13,7 @@ import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
@@ -27,6 +27,9 @@ from .pool import ClonePool
 from .server import ServerInfo, ServerKind
 from .templates import Template, TemplateStore
 
+if TYPE_CHECKING:
+    from .catalog import CatalogOptions, Snapshot
+
 __all__ = ["Database", "DatabaseManager", "Template"]
 
 _OURS = re.compile(rf"^(?:{ROLLBACK}|{CLONE})_(?P<token>[0-9a-f]{{8}})_")
@@ -37,7 +40,8 @@ class DatabaseManager:
     per set; dropped again at the end."""
 
     def __init__(self, server: ServerInfo, settings: Settings, *, token: str, worker: str,
-                 psql: Path, exclusive: bool, events: Path | None = None) -> None:
+                 psql: Path, exclusive: bool, events: Path | None = None,
+                 snapshots: Path | None = None) -> None:
         self.server = server
         self.settings = settings
         self.token = token
@@ -45,6 +49,9 @@ class DatabaseManager:
         self.exclusive = exclusive  # we own the whole cluster, so stale objects are ours to drop
         self.server_admin = ServerAdmin(server, events)
         self.templates = TemplateStore(self.server_admin, settings, psql, exclusive=exclusive)
+        self.snapshot_dir = snapshots  # stored bundled snapshots (None: never stored)
+        if snapshots is not None:
+            self.templates.on_built = self._store_snapshot
         self._counter = itertools.count(1)
         self._rollback: dict[tuple[str, str | None], tuple[Database, psycopg.Connection[Any]]] = {}
         self._created: list[str] = []
@@ -145,6 +152,45 @@ class DatabaseManager:
             yield database
         finally:
             self.drop(database)
+
+    # --- the bundled catalog snapshot, stored with its template ------------------------
+
+    def template_snapshot(self, template: str, options: CatalogOptions) -> Snapshot:
+        """The catalog snapshot of ``template``: the stored one when it can be trusted, else
+        read through a throwaway clone (nobody may connect to a template) and stored."""
+        from .snapshots import SnapshotStore
+
+        store = (SnapshotStore(self.snapshot_dir, self.server_admin)
+                 if self.snapshot_dir is not None else None)
+        stored = store.load(template, options) if store is not None else None
+        if stored is not None:
+            return stored
+        taken = self._read_template(template, options)
+        if store is not None:
+            with contextlib.suppress(OSError):  # only a speed-up
+                store.save(template, options, taken)
+        return taken
+
+    def _read_template(self, template: str, options: CatalogOptions) -> Snapshot:
+        from .catalog import snapshot
+
+        database = self.server_admin.database(self._create_clone(self.admin, template))
+        try:
+            with database.connect(autocommit=True) as conn:
+                return snapshot(conn, options)
+        finally:
+            self.drop(database)
+
+    def _store_snapshot(self, schema_set: SchemaSet, template: str) -> None:
+        """Right after a build: read the new template once and store its snapshot."""
+        from .errors import CatalogError
+        from .snapshots import SnapshotStore, catalog_options
+
+        assert self.snapshot_dir is not None
+        options = catalog_options(schema_set)
+        with contextlib.suppress(psycopg.Error, OSError, CatalogError):  # the check reads again
+            SnapshotStore(self.snapshot_dir, self.server_admin).save(
+                template, options, self._read_template(template, options))
 
     def drop(self, database: Database) -> None:
         with self._lock:

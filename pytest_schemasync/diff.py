@@ -102,9 +102,21 @@ def _column_orders(bundled: Snapshot, production: Snapshot
                 tables.setdefault(obj.parent[1], []).append((obj.position, name))
         return {t: [n for _, n in sorted(cols)] for t, cols in tables.items()}
 
+    # Only tables where a column is missing on one side or has another rank can differ in
+    # order: on 2,000 tables that is usually none, and the per-table lists are not built.
+    b, p = bundled.objects, production.objects
+    suspects: set[str] = set()
+    for mine, other in ((b, p), (p, b)):
+        for key, obj in mine.items():
+            if obj.kind == "column" and obj.parent is not None and obj.position is not None:
+                theirs_obj = other.get(key)
+                if theirs_obj is None or theirs_obj.position != obj.position:
+                    suspects.add(obj.parent[1])
+    if not suspects:
+        return []
     ours, theirs = by_table(bundled), by_table(production)
     out = []
-    for table in sorted(ours.keys() & theirs.keys()):
+    for table in sorted(ours.keys() & theirs.keys() & suspects):
         shared = set(ours[table]) & set(theirs[table])
         if [c for c in ours[table] if c in shared] != [c for c in theirs[table] if c in shared]:
             out.append((table, ours[table], theirs[table]))
@@ -116,19 +128,22 @@ def compare(bundled: Snapshot, production: Snapshot,
     """Every object that is missing, extra or changed, plus warnings that are not drift."""
     b, p = bundled.objects, production.objects
     change_of: dict[tuple[str, str], str] = {}
-    for key in b.keys() | p.keys():
-        if key not in b:
-            change_of[key] = "missing"
-        elif key not in p:
+    for key, obj in b.items():  # one lookup per object (70,000 on 2,000 tables)
+        theirs = p.get(key)
+        if theirs is None:
             change_of[key] = "extra"
-        elif b[key].definition != p[key].definition:
+        elif obj.definition != theirs.definition:
             change_of[key] = "changed"
+    missing = p.keys() - b.keys()
+    for key in missing:
+        change_of[key] = "missing"
 
     kids: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    for side in (b, p):
-        for key, obj in side.items():
-            if obj.parent is not None:
-                kids.setdefault(obj.parent, []).append(key)
+    if any(change != "changed" for change in change_of.values()):  # only these fold children
+        for side in (b, p):
+            for key, obj in side.items():
+                if obj.parent is not None:
+                    kids.setdefault(obj.parent, []).append(key)
 
     differences: list[Difference] = []
     for key, change in change_of.items():
@@ -175,7 +190,7 @@ def compare(bundled: Snapshot, production: Snapshot,
 
     differences.sort(key=lambda d: (*_sort_key(d.kind, d.identity), d.change))
     return DiffResult(differences, warnings, bundled.server_version, production.server_version,
-                      compared=len(b.keys() | p.keys()),
+                      compared=len(b) + len(missing),
                       schemas_excluded=sorted(set(bundled.schemas_excluded)
                                               | set(production.schemas_excluded)))
 

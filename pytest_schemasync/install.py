@@ -8,8 +8,13 @@ for a missing extension, the package that provides it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import re
 import subprocess
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -422,9 +427,48 @@ def _newer_dump_hint(text: str, stderr: str, major: int, path: Path, line: int) 
     )
 
 
+Progress = Callable[[int, int, int, int], None]  # bytes done, of, lines done, of
+
+
+def _feed(args: list[str], script: str, env: dict[str, str], progress: Progress) -> tuple[int, str]:
+    """Run psql on ``script`` through a small pipe, reporting how far it has read: what we
+    have written is what psql has read, give or take the pipe's and its own 4 kB buffers."""
+    data = script.encode()
+    total, lines = len(data), data.count(b"\n")
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env=env)
+    assert proc.stdin is not None and proc.stderr is not None
+    errors: list[bytes] = []
+    reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()),  # type: ignore[union-attr]
+                              name="schemasync-psql-stderr", daemon=True)
+    reader.start()
+    fd = proc.stdin.fileno()
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _CHUNK)
+    done, line = 0, 0
+    try:
+        while done < total:
+            wrote = os.write(fd, data[done:done + _CHUNK])
+            line += data.count(b"\n", done, done + wrote)
+            done += wrote
+            progress(done, total, line, lines)
+    except BrokenPipeError:
+        pass  # psql stopped (ON_ERROR_STOP): its stderr says why
+    finally:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+    code = proc.wait()
+    reader.join()
+    return code, b"".join(errors).decode("utf-8", "replace")
+
+
+_CHUNK = 4096
+
+
 def run_sql(target: InstallTarget, path: Path, text: str, *, set_name: str, origin: str,
             single_transaction: bool = False, prelude: str = "", epilogue: str = "",
-            action: str | None = None, shown: str | None = None) -> None:
+            action: str | None = None, shown: str | None = None,
+            progress: Progress | None = None) -> None:
     """Feed ``text`` to psql on stdin (restrict lines blanked, line numbers kept); errors
     quote ``shown`` (the file as written, when ``text`` is a rewrite with the same lines)."""
     # A BOM is only harmless at the very start of psql's input; a prelude would move it.
@@ -435,10 +479,14 @@ def run_sql(target: InstallTarget, path: Path, text: str, *, set_name: str, orig
     args = [str(target.psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"]
     if single_transaction:
         args.insert(1, "--single-transaction")
-    result = subprocess.run(args, input=script, capture_output=True, text=True, env=env)
-    if result.returncode == 0:
+    if progress is None:
+        result = subprocess.run(args, input=script, capture_output=True, text=True, env=env)
+        code, stderr = result.returncode, result.stderr
+    else:
+        code, stderr = _feed(args, script, env, progress)
+    if code == 0:
         return
-    lines = result.stderr.splitlines()
+    lines = stderr.splitlines()
     secrets = (target.server.password or "",)
     for index, raw in enumerate(lines):
         match = _PSQL_ERROR.match(raw)
@@ -453,4 +501,4 @@ def run_sql(target: InstallTarget, path: Path, text: str, *, set_name: str, orig
                 set_name=set_name, origin=origin, secrets=secrets, action=action))
     raise SchemaInstallError(mask_secrets(
         f"psql failed while installing {path} into scratch database {target.dbname} "
-        f"(exit {result.returncode}):\n{result.stderr.strip()}", secrets))
+        f"(exit {code}):\n{stderr.strip()}", secrets))

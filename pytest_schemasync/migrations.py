@@ -12,7 +12,7 @@ import psycopg
 
 from .config import SchemaSet
 from .errors import MigrationError, SchemaSyncError
-from .install import InstallTarget, read_schema_file, run_sql
+from .install import InstallTarget, Progress, read_schema_file, run_sql
 from .masking import mask_dsn
 from .names import LOCK_NAMESPACE, MIGRATE_LOCK, sql_literal
 from .server import ServerInfo
@@ -265,7 +265,8 @@ def transaction_body(text: str, path: Path) -> str:
 def run_migration(target: InstallTarget, migration: Migration, *, script_path: str,
                   applied_by: str | None, rules: HistoryRules, known: list[str],
                   set_name: str, origin: str, action: str | None = None,
-                  text: str | None = None, shown: str | None = None) -> None:
+                  text: str | None = None, shown: str | None = None,
+                  progress: Progress | None = None) -> None:
     """Apply one migration file and its history row in one transaction. ``text`` replaces
     the file's text (a rewrite with the same lines, e.g. a build's role rewrites) and
     ``shown`` is then the file as written, for error messages."""
@@ -275,7 +276,7 @@ def run_migration(target: InstallTarget, migration: Migration, *, script_path: s
     prelude, epilogue = recording_sql(migration, script_path, applied_by, rules, known)
     run_sql(target, migration.path, text, set_name=set_name, origin=origin,
             single_transaction=True, prelude=prelude, epilogue=epilogue, action=action,
-            shown=shown)
+            shown=shown, progress=progress)
 
 
 # --- history in a real database ------------------------------------------------------

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from .databases import Database, Template
+    from .progress import BuildProgress
     from .scratch import Scratch
 
 if TYPE_CHECKING:
@@ -186,6 +187,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if not _needs_eager_start(config, settings):
         return
     scratch = _scratch(config)
+    scratch.progress = _terminal_progress(config)
     try:
         scratch.start()
         if settings.refresh:
@@ -220,6 +222,21 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             raise
         pytest.exit(f"schemasync: unexpected database error at session start: "
                     f"{mask_dsn(str(exc).strip())}", returncode=SchemaSyncError.exit_code)
+
+
+def _terminal_progress(config: pytest.Config) -> BuildProgress | None:
+    """Long builds show progress through the terminal reporter: not with -q, not when the
+    output is no terminal (CI logs get the header's "built in" alone)."""
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is None or config.getoption("verbose") < 0 or not bool(getattr(tr, "isatty", False)):
+        return None
+    from .progress import BuildProgress
+
+    def clear() -> None:
+        tr.rewrite("", erase=True)
+        tr.write("\r", flush=True)
+
+    return BuildProgress(lambda line: tr.rewrite(line, erase=True, flush=True), clear)
 
 
 def _refresh(config: pytest.Config, scratch: Scratch, settings: Settings) -> None:
@@ -423,6 +440,7 @@ def _after_test_transaction(request: pytest.FixtureRequest, ending: Any, fixture
 
         warnings.warn(SchemaSyncWarning(commit_warning(request.node.nodeid, fixture, instead)),
                       stacklevel=1)
+
 
 
 DbFactory = Callable[..., "Database"]

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from .databases import Database, DatabaseManager, Template
+    from .progress import BuildProgress
 
 
 def _server_version(info: ServerInfo) -> str:
@@ -82,6 +83,7 @@ class Scratch:
         # Sets that could not be built because the chosen major lacks an extension they
         # create: name -> why (passed on to xdist workers).
         self.unavailable: dict[str, str] = dict(attach.get("unavailable", {})) if attach else {}
+        self.progress: BuildProgress | None = None  # shows long template builds
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -123,7 +125,9 @@ class Scratch:
         self._manager = DatabaseManager(
             self.server, settings, token=self.token, worker=self.worker, psql=psql,
             exclusive=exclusive, events=self.cache_root / "events.log",
+            snapshots=self.cache_root / "snapshots",
         )
+        self._manager.templates.progress = self.progress
         if self.owner:
             self._manager.claim_session()
             self._manager.sweep_dead_sessions()

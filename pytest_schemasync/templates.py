@@ -14,6 +14,7 @@ import hashlib
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from . import dbprops
 from .admin import ServerAdmin
 from .config import SchemaSet, Settings
 from .errors import ConfigError
-from .install import InstallTarget, read_schema_file, run_sql
+from .install import InstallTarget, Progress, read_schema_file, run_sql
 from .migrations import (
     HistoryRules,
     Migration,
@@ -35,6 +36,7 @@ from .migrations import (
     unrecorded,
 )
 from .names import BUILDING, TEMPLATE, lock_key
+from .progress import BuildProgress
 from .roles import RoleBuild
 from .server import ServerKind
 
@@ -124,6 +126,10 @@ class TemplateStore:
         # template -> database settings every clone of it gets (TEMPLATE does not copy them)
         self.clone_settings: dict[str, tuple[tuple[str, str], ...]] = {}
         self.roles_created: dict[str, list[str]] = {}  # set -> roles its build created
+        # Called with (set, template name) right after a build, still under the build lock:
+        # the bundled catalog snapshot is taken and stored with the template there.
+        self.on_built: Callable[[SchemaSet, str], None] | None = None
+        self.progress: BuildProgress | None = None  # set where a terminal shows it
 
     @property
     def _project_prefix(self) -> str:
@@ -155,15 +161,18 @@ class TemplateStore:
         plan = BuildPlan.for_set(schema_set, before)
         name = self.name(schema_set.name, plan.digest(self.admin.server.major), before)
         started = time.perf_counter()
+        # Before the build: the clone on_built reads the new template through needs them.
+        self.clone_settings[name] = dbprops.for_set(schema_set).settings
         with self.admin.advisory(lock_key(name)):
             row = self.admin.conn.execute(
                 "SELECT datistemplate FROM pg_database WHERE datname = %s", (name,)).fetchone()
             cached = bool(row and row[0]) and not rebuild
             if not cached:
                 self._build(plan, name)
+                if self.on_built is not None and before is None:
+                    self.on_built(schema_set, name)
             if remember and self.exclusive:  # e.g. one built by a refresh's proof
                 self._drop_stale(name)
-        self.clone_settings[name] = dbprops.for_set(schema_set).settings
         database = dbprops.describe(dbprops.read(self.admin.conn, self.admin.server.major, name))
         return Template(name, schema_set.name, before, cached, time.perf_counter() - started,
                         database)
@@ -179,20 +188,30 @@ class TemplateStore:
                                 admin.server.major, plan.schema_set.name)
         target = InstallTarget(admin.server, build, self.psql)
         schema_set = plan.schema_set
+        progress = self.progress
+        if progress is not None:
+            progress.start(schema_set.name)
+
+        def report(path: Path, index: int, count: int, what: str = "file") -> Progress | None:
+            shown = str(self.settings.shown(path))
+            return progress.file(shown, index, count, what) if progress is not None else None
+
         try:
             roles.create()
-            for path in plan.files:
+            for index, path in enumerate(plan.files, 1):
                 run_sql(target, path, roles.text(path), shown=roles.original(path),
-                        set_name=schema_set.name, origin=schema_set.origin(path))
+                        set_name=schema_set.name, origin=schema_set.origin(path),
+                        progress=report(path, index, len(plan.files)))
             pending, known = self._unrecorded(plan, build)
-            for migration in pending:
+            for index, migration in enumerate(pending, 1):
                 run_migration(target, migration, applied_by="pytest-schemasync",
                               script_path=str(self.settings.shown(migration.path)),
                               rules=HistoryRules.of(schema_set), known=known,
                               set_name=schema_set.name,
                               origin=f"migrations folder {schema_set.migrations}",
                               text=roles.text(migration.path),
-                              shown=roles.original(migration.path))
+                              shown=roles.original(migration.path),
+                              progress=report(migration.path, index, len(pending), "migration"))
             libraries = self._libraries_of(build)
             roles.record()
         except BaseException:
@@ -200,6 +219,9 @@ class TemplateStore:
                 admin.drop(build)
             roles.undo()  # after the database: its objects hold on to the roles
             raise
+        finally:
+            if progress is not None:
+                progress.finish()
         self.roles_created[schema_set.name] = roles.created
         admin.drop(name)
         admin.conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}")
