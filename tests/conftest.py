@@ -245,6 +245,18 @@ def run_schemasync(cwd: Path, *args: str, env: Mapping[str, str] | None = None,
     return result
 
 
+def run_pytest_in(project: Path, cache_dir: Path, *args: str, timeout: float = 300) -> str:
+    """A plain ``pytest`` run in ``project`` (a copy of a real project, not a pytester one),
+    as its developers run it; it must pass. Returns its output."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA",
+         f"--schemasync-cache-dir={cache_dir}", *args],
+        cwd=project, capture_output=True, text=True, timeout=timeout)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    return out
+
+
 def run_inner(pytester: pytest.Pytester, cache_dir: Path, *args: str,
               timeout: float = INNER_TIMEOUT) -> pytest.RunResult:
     """One inner pytest session in a subprocess, through the real plugin.

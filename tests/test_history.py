@@ -14,13 +14,11 @@ import itertools
 import json
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import make_project, output_of, run_inner
+from conftest import make_project, output_of, run_inner, run_pytest_in
 from test_migrations import (
     EXAMPLE,
     PASSWORD,
@@ -491,12 +489,7 @@ def test_example_gameforge_against_a_team_deployed_production(
     assert "no drift" in ok(cli(project, "diff", "env:FRESH_URL", "prod"))
 
     # The schema check and the tests (those at before="003" too) against that production.
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--schema-check", "-rA",
-         f"--schemasync-cache-dir={cache_dir}", "tests/test_migrations.py"],
-        cwd=project, capture_output=True, text=True, timeout=300)
-    out = result.stdout + result.stderr
-    assert result.returncode == 0, out
+    out = run_pytest_in(project, cache_dir, "--schema-check", "tests/test_migrations.py")
     assert "schema check 'gameforge': no drift, migrations in sync (4 applied)" in out
     assert "PASSED tests/test_migrations.py::test_003_backfills_existing_assets" in out
     assert "PASSED tests/test_migrations.py::test_team_functions_work_with_the_rows" in out

@@ -30,6 +30,7 @@ from conftest import (
     output_of,
     require_pg,
     run_inner,
+    run_pytest_in,
     run_schemasync,
 )
 
@@ -759,12 +760,7 @@ def test_example_project_end_to_end(tmp_path: Path, cache_dir: Path) -> None:
     shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns(
         "__pycache__", ".pytest_cache", ".venv", "backups"))
     (copy / "tests" / "test_zz_history.py").write_text(EXAMPLE_EXTRA_TEST)
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA",
-         f"--schemasync-cache-dir={cache_dir}"],
-        cwd=copy, capture_output=True, text=True, timeout=300)
-    out = result.stdout + result.stderr
-    assert result.returncode == 0, out
+    out = run_pytest_in(copy, cache_dir)
     assert "PASSED tests/test_zz_history.py::test_gameforge_history_has_four_rows" in out
     assert "PASSED tests/test_migrations.py::test_003_backfills_existing_assets" in out
     assert "PASSED tests/test_migrations.py::test_database_before_003_lacks_asset_search" in out
