@@ -117,8 +117,7 @@ def bundled_snapshot(manager: DatabaseManager, schema_set: SchemaSet, *,
     a throwaway clone (nobody may connect to a template). Without ``remember`` the files are
     built as they are now without becoming the set's template for the rest of the session
     (a refresh's old and staged files)."""
-    template = (manager.template(schema_set.name) if remember
-                else manager.templates.ensure(schema_set, remember=False))
+    template = manager.template_of(schema_set, remember=remember)
     return manager.template_snapshot(template.name, catalog_options(schema_set))
 
 

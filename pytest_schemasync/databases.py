@@ -134,20 +134,23 @@ class DatabaseManager:
             name = self._create_clone(self.admin, template.name, kind)
         return self.server_admin.database(name)
 
-    def clone_files(self, schema_set: SchemaSet) -> Database:
-        """A one-off clone of ``schema_set`` as its files are now, without making it the
-        set's template for this process (a refresh reads old and staged files this way)."""
-        template = self.templates.ensure(schema_set, remember=False)
-        return self.server_admin.database(self._create_clone(self.admin, template.name))
+    def template_of(self, schema_set: SchemaSet, *, remember: bool = True) -> Template:
+        """The set's template. Without ``remember`` the files are built as they are now
+        without becoming the set's template for the rest of the session (a refresh reads its
+        old and staged files this way)."""
+        return (self.template(schema_set.name) if remember
+                else self.templates.ensure(schema_set, remember=False))
 
     @contextlib.contextmanager
     def one_off(self, schema_set: SchemaSet, *, remember: bool = True) -> Iterator[Database]:
-        """A throwaway clone of the set's template, dropped afterwards (nobody may connect to
-        a template). Without ``remember`` the files are built as they are now without
-        becoming the set's template for the rest of the session (a refresh's old and staged
-        files)."""
-        database = (self.clone(schema_set.name, pooled=False) if remember
-                    else self.clone_files(schema_set))
+        """A throwaway clone of the set's template (see ``template_of``), dropped afterwards:
+        nobody may connect to a template itself."""
+        with self._copy_of(self.template_of(schema_set, remember=remember).name) as database:
+            yield database
+
+    @contextlib.contextmanager
+    def _copy_of(self, template: str) -> Iterator[Database]:
+        database = self.server_admin.database(self._create_clone(self.admin, template))
         try:
             yield database
         finally:
@@ -174,12 +177,8 @@ class DatabaseManager:
     def _read_template(self, template: str, options: CatalogOptions) -> Snapshot:
         from .catalog import snapshot
 
-        database = self.server_admin.database(self._create_clone(self.admin, template))
-        try:
-            with database.connect(autocommit=True) as conn:
-                return snapshot(conn, options)
-        finally:
-            self.drop(database)
+        with self._copy_of(template) as database, database.connect(autocommit=True) as conn:
+            return snapshot(conn, options)
 
     def _store_snapshot(self, schema_set: SchemaSet, template: str) -> None:
         """Right after a build: read the new template once and store its snapshot."""

@@ -127,8 +127,8 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "schemasync(set=None, *, before=None): the schema set (and migration point) the "
-        "database fixtures of this test use.",
+        "schemasync(set=None, *, before=None, role=None): the schema set, migration point "
+        "and database role the database fixtures of this test use.",
     )
     try:
         settings = _build_settings(config)
