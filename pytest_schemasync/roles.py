@@ -337,10 +337,6 @@ def drop_unused_roles(conn: psycopg.Connection[Any]) -> tuple[list[str], list[st
     return dropped, problems
 
 
-def roles_of_template(conn: psycopg.Connection[Any], template: str) -> list[str]:
-    return sorted(r for r, templates in recorded_roles(conn).items() if template in templates)
-
-
 # --- tests running as a role -------------------------------------------------------------
 
 
