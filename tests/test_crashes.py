@@ -330,7 +330,7 @@ def test_signal(case: Case, pytester: pytest.Pytester, cache_dir: Path,
         killed_at = time.monotonic()
         if case.target == "worker" and case.moment == "startup":
             (marks / "go").write_text("1")  # in case the held worker survived the signal
-        out, _ = proc.communicate(timeout=90)
+        out, _ = proc.communicate(timeout=60)  # a hang guard, not a speed claim
         took = time.monotonic() - killed_at
     finally:
         if proc.poll() is None:
@@ -357,12 +357,9 @@ def test_signal(case: Case, pytester: pytest.Pytester, cache_dir: Path,
         gate.unlink(missing_ok=True)
         monkeypatch.delenv("CRASH_HANG", raising=False)
         monkeypatch.delenv("CRASH_HOLD", raising=False)
-        started = time.monotonic()
         result = run_inner(pytester, cache_dir, timeout=NEXT_SESSION_BOUND)
-        elapsed = time.monotonic() - started
         next_out = output_of(result)
         assert result.parseoutcomes() == {"passed": INNER_COUNT}, next_out
-        assert elapsed < NEXT_SESSION_BOUND, next_out
         assert "cached cluster" in header_lines(result)[0], next_out
         if not expect_cleanup and case.moment != "initdb":
             # The killed controller's server was still running: the next session says so.
@@ -472,5 +469,4 @@ def _check_killed_session(case: Case, code: int | None, out: str, took: float) -
         # A worker that dies is a crash: its test fails, the rest of the run goes on.
         assert code == pytest.ExitCode.TESTS_FAILED, where
         assert "worker 'gw" in out and "crashed while running" in out, where
-    assert took < 60, where
 

@@ -72,11 +72,9 @@ def cli(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProce
 def test_dump_gives_up_on_a_locked_table(prod: StandinProduction, tmp_path: Path) -> None:
     output = tmp_path / "schema.sql"
     with migration_holding(prod, "public.orders"):
-        started = time.monotonic()
         # The option after the command, as users type it.
         done = cli(tmp_path, "dump", "--url-env", "PROD_URL", "-o", str(output),
                    "--schemasync-dump-lock-timeout", "1", env={"PROD_URL": prod.url("shop")})
-        seconds = time.monotonic() - started
         assert wait_for_no_pg_dump(prod) == 0  # it let go while the migration still runs
     out = done.stdout + done.stderr
     assert done.returncode == ProductionError.exit_code, out
@@ -87,7 +85,6 @@ def test_dump_gives_up_on_a_locked_table(prod: StandinProduction, tmp_path: Path
     assert "Traceback" not in out
     assert PASSWORD not in out
     assert not output.exists()
-    assert seconds < 30, seconds  # not forever (measured around 1.5 s)
 
 
 def test_refresh_gives_up_on_a_locked_table_and_changes_nothing(prod: StandinProduction,
@@ -113,18 +110,15 @@ def test_refresh_gives_up_on_a_locked_table_and_changes_nothing(prod: StandinPro
 
 def test_a_dump_past_its_time_limit_is_stopped_and_lets_go(prod: StandinProduction) -> None:
     with migration_holding(prod, "public.orders"):
-        started = time.monotonic()
         with pytest.raises(ProductionError) as raised:
             dump_schema(prod.info("shop"), prod.info("shop").major, lock_timeout=600,
                         timeout=2)
-        seconds = time.monotonic() - started
         # The killed pg_dump's backend quits too, though it was waiting for the lock.
         assert wait_for_no_pg_dump(prod) == 0
     message = str(raised.value)
     assert "did not finish within 2 s and was stopped. Nothing was changed." in message
     assert "--schemasync-dump-timeout" in message
     assert PASSWORD not in message
-    assert seconds < 20, seconds
 
 
 def test_pg_dump_runs_read_only(prod: StandinProduction, tmp_path: Path) -> None:
