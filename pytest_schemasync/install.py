@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .errors import ExtensionMissingError, SchemaFileError, SchemaInstallError
 from .masking import mask_secrets
-from .server import ServerInfo
+from .server import ServerInfo, ServerKind, wheel_of
 from .sqltext import (
     MetaCommand,
     blank_restrict_lines,
@@ -352,7 +352,7 @@ class InstallTarget:
 
 def describe_failure(path: Path, text: str, line: int, stderr_lines: list[str], major: int,
                      *, set_name: str, origin: str, secrets: tuple[str, ...] = (),
-                     action: str | None = None) -> str:
+                     action: str | None = None, target: InstallTarget | None = None) -> str:
     message = "\n".join(f"    {ln}" for ln in stderr_lines if ln.strip())
     statement = statement_at_line(text, line)
     action = action or f"Installing schema set {set_name!r}"
@@ -382,19 +382,31 @@ def describe_failure(path: Path, text: str, line: int, stderr_lines: list[str], 
     for pattern in _MISSING_EXT:
         match = pattern.search(joined)
         if match:
-            ext = match["name"]
-            package = EXTENSION_PACKAGES.get(ext, CONTRIB_HINT).format(major=major)
-            parts.append(
-                f"  The extension {ext!r} is not installed on this PostgreSQL {major} server. "
-                f"Install the package that provides it: {package} (Debian: `apt-get install "
-                f"{package.split(' ')[0]}`), or run scripts/install-system-deps.sh."
-            )
+            parts.append(_extension_hint(match["name"], major, target))
             break
     else:
         parts.append("  Fix the file and run again."
                      + ("" if action.startswith("Migration") else
                         " The template is rebuilt when a file changes."))
     return mask_secrets("\n".join(parts), secrets)
+
+
+def _extension_hint(ext: str, major: int, target: InstallTarget | None) -> str:
+    """Where to get a missing extension: from the test server's own origin."""
+    package = EXTENSION_PACKAGES.get(ext, CONTRIB_HINT).format(major=major)
+    debian = (f"the package that provides it: {package} (Debian: `apt-get install "
+              f"{package.split(' ')[0]}`)")
+    missing = f"  The extension {ext!r} is not installed on this PostgreSQL {major} server."
+    if target is not None and target.server.kind is ServerKind.EXISTING:
+        return (f"{missing} Install {debian} on the host of the server named by "
+                f"--schemasync-server-url, or test on another server.")
+    wheel = wheel_of(target.psql.parent) if target is not None else None
+    if wheel is not None:
+        dist, _, lacks = wheel
+        return (f"{missing} It runs from the `{dist}` wheel ({lacks}). Test on a PostgreSQL "
+                f"that has the extension: install {debian} and select it with "
+                f"--schemasync-pg-version / --schemasync-pg-bindir.")
+    return f"{missing} Install {debian}."
 
 
 def _newer_dump_hint(text: str, stderr: str, major: int, path: Path, line: int) -> str | None:
@@ -498,7 +510,8 @@ def run_sql(target: InstallTarget, path: Path, text: str, *, set_name: str, orig
             missing = any(p.search("\n".join(detail)) for p in _MISSING_EXT)
             raise (ExtensionMissingError if missing else SchemaInstallError)(describe_failure(
                 path, text, line, detail, target.server.major,
-                set_name=set_name, origin=origin, secrets=secrets, action=action))
+                set_name=set_name, origin=origin, secrets=secrets, action=action,
+                target=target))
     raise SchemaInstallError(mask_secrets(
         f"psql failed while installing {path} into scratch database {target.dbname} "
         f"(exit {code}):\n{stderr.strip()}", secrets))

