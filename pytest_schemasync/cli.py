@@ -254,6 +254,9 @@ def cmd_clean(args: argparse.Namespace, settings: Settings) -> int:
         dropped = session.manager.templates.drop_project()
         print(f"dropped {len(dropped)} template(s) of {settings.root} on "
               f"{session.describe()}" + "".join(f"\n  {name}" for name in dropped))
+        pruned = session.manager.prune_snapshots()
+        if pruned:
+            print(f"deleted {len(pruned)} stored catalog snapshot(s) of templates that are gone")
         from .roles import drop_unused_roles
 
         roles, kept = drop_unused_roles(session.manager.admin)

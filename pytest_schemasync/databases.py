@@ -174,6 +174,14 @@ class DatabaseManager:
                 store.save(template, options, taken)
         return taken
 
+    def prune_snapshots(self) -> list[str]:
+        """Delete stored snapshots of templates this server no longer has."""
+        from .snapshots import SnapshotStore
+
+        if self.snapshot_dir is None or not self.snapshot_dir.is_dir():
+            return []
+        return SnapshotStore(self.snapshot_dir, self.server_admin).prune()
+
     def _read_template(self, template: str, options: CatalogOptions) -> Snapshot:
         from .catalog import snapshot
 

@@ -165,6 +165,27 @@ class SnapshotStore:
                 with contextlib.suppress(OSError):
                     other.unlink()
 
+    def prune(self) -> list[str]:
+        """Delete the stored snapshots of this server's templates that are gone (and files
+        left half written); those of other servers sharing the folder stay."""
+        live = set(self.admin.names("datistemplate"))
+        gone = []
+        for path in sorted(self.folder.glob("*.json*")):
+            if path.name.endswith(".tmp"):
+                stale = True
+            else:
+                try:
+                    with open(path, encoding="utf-8") as file:
+                        server = json.loads(json.loads(file.readline())["key"]).get("server")
+                except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                    server = None  # unreadable: nobody can use it
+                stale = server in (None, self._server_identity()) and path.stem not in live
+            if stale:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    gone.append(path.name)
+        return gone
+
     def _distrust(self, template: str, why: str) -> None:
         self.admin.event(f"stored snapshot of {template} {why}: read again")
 

@@ -60,12 +60,23 @@ def test_clean_drops_this_projects_templates_only(pytester: pytest.Pytester, cac
     theirs = _templates(cache_dir) - ours
     assert len(theirs) == 1
 
+    # Each build stored its catalog snapshot; another server's and a half-written one lie
+    # in the same folder.
+    stored = cache_dir / "snapshots"
+    assert {p.stem for p in stored.glob("*.json")} == ours | theirs
+    elsewhere = stored / "sst_elsewhere.json"
+    elsewhere.write_text('{"key": "{\\"server\\": \\"cluster another\\"}"}\n{}')
+    (stored / "sst_gone.json.123.tmp").write_text("half")
+
     cleaned = _clean(pytester.path, cache_dir)
     assert cleaned.returncode == 0, cleaned.stderr
     assert "dropped 1 template(s)" in cleaned.stdout
     (name,) = ours
     assert name in cleaned.stdout
     assert _templates(cache_dir) == theirs
+    assert "deleted 2 stored catalog snapshot(s)" in cleaned.stdout
+    assert {p.name for p in stored.iterdir()} == {f"{t}.json" for t in theirs} | {
+        elsewhere.name}
 
     again = run_inner(pytester, cache_dir)
     again.assert_outcomes(passed=1)
