@@ -18,7 +18,8 @@ Version-dependent details:
   ``pg_constraint`` (contype ``n``); they are skipped there and reported through the column's
   (or domain's) ``NOT NULL`` line, as on older servers.
 * ``attgenerated`` 's' (STORED) exists from 12; 'v' (VIRTUAL) from 18.
-* The database itself (encoding, locale, ``pg_db_role_setting``) is kind ``database``;
+* The database itself (encoding, locale, ``pg_db_role_setting``, with the role-level
+  settings of ``CatalogOptions.roles``) is kind ``database``;
   ``datlocprovider``/``daticulocale`` exist from 15, ``daticurules`` from 16, and from 17
   ``datlocale`` holds the ICU or builtin locale (see dbprops.read).
 * ``lock_timeout`` is 10 s: the only locks taken are AccessShareLocks on views.
@@ -65,6 +66,9 @@ class CatalogOptions:
     # PostGIS alone installs 1000+ functions. The extension and its version are still reported.
     include_extension_members: bool = False
     column_order: str = "warn"  # "warn" | "ignore" | "drift"
+    # The roles whose role-level settings in this database are read (kind "database"): the
+    # roles the set uses (roles.set_roles), the same on both sides of a comparison.
+    roles: tuple[str, ...] = ()
 
 
 DEFAULT_OPTIONS = CatalogOptions()
@@ -798,7 +802,7 @@ def snapshot(conn: psycopg.Connection[Any], options: CatalogOptions = DEFAULT_OP
                 for statement in _SESSION_SETTINGS:
                     conn.execute(statement)
             collector = _Collector(options)
-            database = dbprops.read(conn, major)
+            database = dbprops.read(conn, major, roles=options.roles)
             for identity, definition in dbprops.objects(database):
                 collector.add("database", identity, definition)
             with paused_gc():

@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from .catalog import Snapshot, paused_gc, snapshot
+from .catalog import CatalogOptions, Snapshot, paused_gc, snapshot
 from .config import SchemaSet, Settings
 from .databases import DatabaseManager
 from .diff import DiffResult, compare, render_markdown, render_text, to_json
@@ -143,13 +143,13 @@ def refuse_scratch_as_production(manager: DatabaseManager, settings: Settings) -
 
 def production_snapshot(
     target: ProductionTarget, schema_set: SchemaSet, settings: Settings,
-    manager: DatabaseManager | None,
+    manager: DatabaseManager | None, options: CatalogOptions | None = None,
 ) -> tuple[Snapshot, list[AppliedMigration] | None]:
     conn = connect_readonly(target, settings.connect_timeout)
     try:
         if manager is not None:
             _refuse_same_server(manager, conn, schema_set, target)
-        taken = snapshot(conn, catalog_options(schema_set))
+        taken = snapshot(conn, options or catalog_options(schema_set))
         history = (read_history(conn, HistoryRules.of(schema_set).style, denied=ProductionError)
                    if schema_set.migrations is not None else None)
         return taken, history

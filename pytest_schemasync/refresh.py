@@ -317,6 +317,22 @@ def _database_file(manager: DatabaseManager, schema_set: SchemaSet,
     return None
 
 
+def _with_roles_of(new_texts: dict[Path, str], target: ProductionTarget, schema_set: SchemaSet,
+                   settings: Settings, manager: DatabaseManager, production: Snapshot
+                   ) -> Snapshot:
+    """Production read with the role-level settings of the roles the new files use (the
+    proof and every later check compare those): read again when the dump names other roles
+    than the old files did (a first refresh, a new role)."""
+    from .roles import set_roles
+
+    options = catalog_options(schema_set)
+    roles = tuple(sorted(set_roles(schema_set, new_texts)))
+    if roles == options.roles:
+        return production
+    return production_snapshot(target, schema_set, settings, manager,
+                               replace(options, roles=roles))[0]
+
+
 def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSet, *,
                 dry_run: bool = False) -> RefreshResult:
     target = resolve_production(settings, schema_set)
@@ -347,6 +363,7 @@ def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: Schema
     new_texts: dict[Path, str] = {schema_set.schema_file: schema_text}
     if schema_set.functions_file is not None:
         new_texts[schema_set.functions_file] = split.functions or "-- no functions\n"
+    production = _with_roles_of(new_texts, target, schema_set, settings, manager, production)
     props_path = _database_file(manager, schema_set, production)
     if props_path is not None:
         previous = dbprops.for_set(schema_set)

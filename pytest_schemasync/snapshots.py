@@ -29,7 +29,7 @@ from .admin import ServerAdmin
 from .catalog import CatalogObject, CatalogOptions, Snapshot
 from .config import SchemaSet
 
-FORMAT = "1"  # bump when the file layout changes
+FORMAT = "2"  # bump when the file layout changes (2: role-level settings, #12)
 
 
 @functools.cache
@@ -72,7 +72,9 @@ def decode(payload: str) -> Snapshot:
                                                       parent or None)
     database = data["database"]
     props = dbprops.DatabaseProps(**{**database, "settings": tuple(
-        (str(name), str(value)) for name, value in database["settings"])})
+        (str(name), str(value)) for name, value in database["settings"]),
+        "role_settings": tuple((str(role), tuple((str(n), str(v)) for n, v in settings))
+                               for role, settings in database["role_settings"])})
     server_settings = {str(name): (str(value), str(source)) for name, (value, source)
                        in data["server_settings"].items()}
     return Snapshot(data["server_version"], int(data["server_major"]), objects,
@@ -80,10 +82,14 @@ def decode(payload: str) -> Snapshot:
 
 
 def catalog_options(schema_set: SchemaSet) -> CatalogOptions:
-    """How a set's catalog is read, on both sides of a check."""
+    """How a set's catalog is read, on both sides of a check (with the roles whose
+    role-level settings are compared: those the set uses)."""
+    from .roles import set_roles
+
     return CatalogOptions(exclude_schemas=schema_set.exclude_schemas,
                           include_owners=schema_set.include_owners,
-                          include_grants=schema_set.include_grants)
+                          include_grants=schema_set.include_grants,
+                          roles=tuple(sorted(set_roles(schema_set))))
 
 
 def _checksum(key: str, payload: str) -> str:
@@ -120,7 +126,18 @@ class SnapshotStore:
             "oid": row[0], "server": self._server_identity(),
             "version": self.admin.conn.info.server_version,
             "options": dataclasses.asdict(options),
+            "role_settings": self._role_wide_settings(options.roles),
         }, sort_keys=True)
+
+    def _role_wide_settings(self, roles: tuple[str, ...]) -> list[list[str]]:
+        """The server's role-wide settings of ``roles`` (``ALTER ROLE r SET``, not ours: we
+        set them per database): clones see them, so a change makes a stored snapshot stale."""
+        if not roles:
+            return []
+        return [[role, *config] for role, config in self.admin.conn.execute(
+            "SELECT r.rolname, s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON "
+            "r.oid = s.setrole WHERE s.setdatabase = 0 AND r.rolname = ANY(%s::text[]) "
+            "ORDER BY 1", (list(roles),))]
 
     def load(self, template: str, options: CatalogOptions) -> Snapshot | None:
         """The stored snapshot, or None when there is none or it cannot be trusted."""
