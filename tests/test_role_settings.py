@@ -249,7 +249,7 @@ def test_declared_role_settings_no_drift_and_tests_see_them(
     # Part of the template's content hash: another value, another template, and drift.
     _pyproject(pytester.path, MATCHING.replace("7s", "9s"))
     again = run_inner(pytester, cache, "--schema-check", "-p", "asyncio",
-                      "-k", "fresh_db_as_auditor")
+                      "-k", "db_without_a_role")
     assert again.ret == DriftError.exit_code, output_of(again)
     assert "changed database setting statement_timeout for role auditor" in output_of(again)
 
