@@ -268,6 +268,28 @@ def test_role_settings_for_a_role_the_server_lacks_is_a_clear_error(
     assert "pyproject.toml" in message and "roles = [...]" in message
 
 
+
+def test_a_role_wide_setting_on_the_test_server_makes_the_stored_snapshot_stale(
+        prod: StandinProduction, prod_db: str, cache: Path, tmp_path: Path) -> None:
+    """Clones see the test server's own ``ALTER ROLE r SET`` rows: the check's stored
+    snapshot of the template must not hide one set after it was stored."""
+    _pyproject(tmp_path, MATCHING)
+    ret, _, text = _check(tmp_path, cache, prod.url(prod_db))  # stores the snapshot
+    assert ret == 0, text
+    with cluster_connection(cache) as conn:
+        conn.execute("ALTER ROLE auditor SET lock_timeout TO '3s'")
+    try:
+        ret, data, text = _check(tmp_path, cache, prod.url(prod_db))
+    finally:
+        with cluster_connection(cache) as conn:
+            conn.execute("ALTER ROLE auditor RESET lock_timeout")
+    assert ret == DriftError.exit_code, text
+    assert [(d["identity"], d["change"]) for d in data["differences"]] == [
+        ("setting lock_timeout for role auditor", "extra")]
+    ret, _, text = _check(tmp_path, cache, prod.url(prod_db))
+    assert ret == 0, text
+
+
 # --- 3. refresh records them, byte-stably ---------------------------------------------------
 
 
