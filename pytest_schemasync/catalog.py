@@ -18,8 +18,9 @@ Version-dependent details:
   ``pg_constraint`` (contype ``n``); they are skipped there and reported through the column's
   (or domain's) ``NOT NULL`` line, as on older servers.
 * ``attgenerated`` 's' (STORED) exists from 12; 'v' (VIRTUAL) from 18.
-* The database itself (encoding, locale, ``pg_db_role_setting``, with the role-level
-  settings of ``CatalogOptions.roles``) is kind ``database``;
+* The database itself (encoding, locale, ``pg_db_role_setting``) is kind ``database``. The
+  role-level settings of every role are read into ``Snapshot.database``; the check keeps and
+  reports those of the set's roles (``roles.keep_set_role_settings``);
   ``datlocprovider``/``daticulocale`` exist from 15, ``daticurules`` from 16, and from 17
   ``datlocale`` holds the ICU or builtin locale (see dbprops.read).
 * ``lock_timeout`` is 10 s: the only locks taken are AccessShareLocks on views.
@@ -66,9 +67,6 @@ class CatalogOptions:
     # PostGIS alone installs 1000+ functions. The extension and its version are still reported.
     include_extension_members: bool = False
     column_order: str = "warn"  # "warn" | "ignore" | "drift"
-    # The roles whose role-level settings in this database are read (kind "database"): the
-    # roles the set uses (roles.set_roles), the same on both sides of a comparison.
-    roles: tuple[str, ...] = ()
 
 
 DEFAULT_OPTIONS = CatalogOptions()
@@ -802,8 +800,8 @@ def snapshot(conn: psycopg.Connection[Any], options: CatalogOptions = DEFAULT_OP
                 for statement in _SESSION_SETTINGS:
                     conn.execute(statement)
             collector = _Collector(options)
-            database = dbprops.read(conn, major, roles=options.roles)
-            for identity, definition in dbprops.objects(database):
+            database = dbprops.read(conn, major, role_settings=True)
+            for identity, definition in dbprops.objects(database, with_roles=False):
                 collector.add("database", identity, definition)
             with paused_gc():
                 excluded = _read(conn, collector, major)

@@ -11,8 +11,10 @@ The check reads the same properties from both sides (``read``, inside the snapsh
 read-only transaction) and reports them as objects of kind ``database``.
 
 Role-level settings (``ALTER ROLE r [IN DATABASE d] SET ...``, ``pg_db_role_setting`` rows
-with a role) are read for the roles the set uses (``CatalogOptions.roles``): what a session of
-that role gets in this database, a row ``IN DATABASE`` overriding the role-wide one, named
+with a role) are read for every role (a handful of rows): what a session of that role gets
+in this database, a row ``IN DATABASE`` overriding the role-wide one. The check keeps those
+of the roles the set uses (``roles.keep_set_role_settings``, which scans the files only when
+a role with settings is not in the set's ``roles`` key) and names them
 ``setting NAME for role ROLE``. A set declares them in a ``role-settings`` table; test
 databases get them per database (``ALTER ROLE r IN DATABASE <clone> SET``), so nothing global
 changes on a shared server, and ``DROP DATABASE`` removes them with the clone.
@@ -461,23 +463,24 @@ def _database_query(major: int, dbname: str) -> str:
 _ROLE_SETTINGS = """
 SELECT r.rolname, s.setconfig FROM pg_catalog.pg_db_role_setting s
 JOIN pg_catalog.pg_roles r ON r.oid = s.setrole
-WHERE r.rolname = ANY(%(roles)s::pg_catalog.text[]) AND (s.setdatabase = 0 OR s.setdatabase =
+WHERE {roles} AND (s.setdatabase = 0 OR s.setdatabase =
       (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = {dbname}))
 ORDER BY r.rolname, s.setdatabase <> 0
 """
 
 
-def read_role_settings(conn: psycopg.Connection[Any], roles: tuple[str, ...],
+def read_role_settings(conn: psycopg.Connection[Any], roles: tuple[str, ...] | None = None,
                        dbname: str | None = None
                        ) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
-    """What a session of each role gets in ``dbname`` (default: the connection's database):
-    its role-wide rows, overridden by its rows for that database (read second)."""
-    if not roles:
-        return ()
+    """What a session of each role (None: every role) gets in ``dbname`` (default: the
+    connection's database): its role-wide rows, overridden by its rows for that database."""
     name = "pg_catalog.current_database()" if dbname is None else "%(dbname)s"
-    params = {"roles": list(roles), **({"dbname": dbname} if dbname is not None else {})}
+    which = "TRUE" if roles is None else "r.rolname = ANY(%(roles)s::pg_catalog.text[])"
+    params = {**({"roles": list(roles)} if roles is not None else {}),
+              **({"dbname": dbname} if dbname is not None else {})}
     by_role: dict[str, dict[str, tuple[str, str]]] = {}
-    for role, config in conn.execute(_ROLE_SETTINGS.format(dbname=name), params):
+    for role, config in conn.execute(_ROLE_SETTINGS.format(dbname=name, roles=which),
+                                     params or None):
         for item in config or ():
             key, _, value = item.partition("=")
             by_role.setdefault(role, {})[key.lower()] = (key, value)
@@ -486,9 +489,9 @@ def read_role_settings(conn: psycopg.Connection[Any], roles: tuple[str, ...],
 
 
 def read(conn: psycopg.Connection[Any], major: int, dbname: str | None = None,
-         roles: tuple[str, ...] = ()) -> DatabaseProps:
-    """The properties of ``dbname`` (default: the connection's database), with the
-    role-level settings of ``roles``; SELECTs only, and only shared catalogs, so the admin
+         role_settings: bool = False) -> DatabaseProps:
+    """The properties of ``dbname`` (default: the connection's database), with every role's
+    role-level settings there if asked; SELECTs only, and only shared catalogs, so the admin
     connection can read a template's."""
     name = "pg_catalog.current_database()" if dbname is None else "%(dbname)s"
     params = {"dbname": dbname}
@@ -503,13 +506,13 @@ def read(conn: psycopg.Connection[Any], major: int, dbname: str | None = None,
             key, _, value = item.partition("=")
             settings.append((key, value))
     settings.sort(key=lambda p: p[0].lower())
-    role_settings = read_role_settings(conn, roles, dbname)
+    by_role = read_role_settings(conn, None, dbname) if role_settings else ()
     return DatabaseProps(
         encoding=encoding, locale_provider=provider,
         icu_locale=locale if provider == "icu" else None,
         icu_rules=(rules or None) if provider == "icu" else None,
         builtin_locale=locale if provider == "builtin" else None,
-        lc_collate=collate, lc_ctype=ctype, settings=tuple(settings), role_settings=role_settings,
+        lc_collate=collate, lc_ctype=ctype, settings=tuple(settings), role_settings=by_role,
         source=f"database {dbname}" if dbname else "the database")
 
 
@@ -522,14 +525,19 @@ def read_server_settings(conn: psycopg.Connection[Any]) -> dict[str, tuple[str, 
     return {name: (value, source) for name, value, source in rows}
 
 
-def objects(props: DatabaseProps) -> list[tuple[str, str]]:
-    """(identity, definition) of each property, for the ``database`` kind of a snapshot."""
+def objects(props: DatabaseProps, *, with_roles: bool = True) -> list[tuple[str, str]]:
+    """(identity, definition) of each property, for the ``database`` kind of a snapshot
+    (``with_roles``: and of each role-level setting)."""
     found = [(key, f"{key.upper().replace('-', '_')} {getattr(props, attr)}")
              for key, (attr, _) in _KEYS.items() if getattr(props, attr) is not None]
     found += [(f"setting {name}", _set_text(name, value)) for name, value in props.settings]
-    found += [(f"setting {name} for role {role}", f"ALTER ROLE {role} " + _set_text(name, value))
-              for role, settings in props.role_settings for name, value in settings]
-    return found
+    return found + role_setting_objects(props) if with_roles else found
+
+
+def role_setting_objects(props: DatabaseProps) -> list[tuple[str, str]]:
+    """(identity, definition) of each role-level setting: what a session of the role gets."""
+    return [(f"setting {name} for role {role}", f"ALTER ROLE {role} " + _set_text(name, value))
+            for role, settings in props.role_settings for name, value in settings]
 
 
 def _set_text(name: str, value: str) -> str:

@@ -36,6 +36,7 @@ from .roledefs import RoleCreation, RoleUse, role_list, scan_roles
 from .server import ServerInfo
 
 if TYPE_CHECKING:
+    from .catalog import Snapshot
     from .databases import Database, DatabaseManager, Template
 
 MARK = "pytest-schemasync role; templates: "
@@ -483,6 +484,30 @@ def set_roles(schema_set: SchemaSet, texts: Mapping[Path, str] | None = None) ->
     names |= {s.name for s in schema_set.roles} | {m for s in schema_set.roles
                                                    for m in s.member_of}
     return names - {PRODUCTION_SUPERUSER}
+
+
+def keep_set_role_settings(snap: Snapshot, schema_set: SchemaSet,
+                           texts: Mapping[Path, str] | None = None) -> Snapshot:
+    """Keep the role-level settings of the roles ``schema_set`` uses (``texts``: its files'
+    new contents, a refresh's) in ``snap`` and add them as ``database`` objects. Filtered by
+    name, so both sides of a comparison keep the same roles; the files are scanned only when
+    a role with settings is not in the set's ``roles`` key (most sets: no role has any)."""
+    from dataclasses import replace
+
+    from .catalog import CatalogObject
+    from .dbprops import role_setting_objects
+
+    found = {role for role, _ in snap.database.role_settings}
+    declared = {s.name for s in schema_set.roles} | {m for s in schema_set.roles
+                                                     for m in s.member_of}
+    used = found & declared if found <= declared else found & set_roles(schema_set, texts)
+    used.discard(PRODUCTION_SUPERUSER)
+    kept = replace(snap.database, role_settings=tuple(
+        (role, settings) for role, settings in snap.database.role_settings if role in used))
+    snap.database = kept
+    for identity, definition in role_setting_objects(kept):
+        snap.objects[("database", identity)] = CatalogObject("database", identity, definition)
+    return snap
 
 
 def role_objects(conn: psycopg.Connection[Any], names: set[str]) -> dict[tuple[str, str], Any]:

@@ -82,14 +82,10 @@ def decode(payload: str) -> Snapshot:
 
 
 def catalog_options(schema_set: SchemaSet) -> CatalogOptions:
-    """How a set's catalog is read, on both sides of a check (with the roles whose
-    role-level settings are compared: those the set uses)."""
-    from .roles import set_roles
-
+    """How a set's catalog is read, on both sides of a check."""
     return CatalogOptions(exclude_schemas=schema_set.exclude_schemas,
                           include_owners=schema_set.include_owners,
-                          include_grants=schema_set.include_grants,
-                          roles=tuple(sorted(set_roles(schema_set))))
+                          include_grants=schema_set.include_grants)
 
 
 def _checksum(key: str, payload: str) -> str:
@@ -126,18 +122,15 @@ class SnapshotStore:
             "oid": row[0], "server": self._server_identity(),
             "version": self.admin.conn.info.server_version,
             "options": dataclasses.asdict(options),
-            "role_settings": self._role_wide_settings(options.roles),
+            "role_settings": self._role_wide_settings(),
         }, sort_keys=True)
 
-    def _role_wide_settings(self, roles: tuple[str, ...]) -> list[list[str]]:
-        """The server's role-wide settings of ``roles`` (``ALTER ROLE r SET``, not ours: we
-        set them per database): clones see them, so a change makes a stored snapshot stale."""
-        if not roles:
-            return []
+    def _role_wide_settings(self) -> list[list[str]]:
+        """The server's role-wide settings (``ALTER ROLE r SET``; ours are per database):
+        clones see them and a snapshot holds them, so a change makes stored ones stale."""
         return [[role, *config] for role, config in self.admin.conn.execute(
             "SELECT r.rolname, s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON "
-            "r.oid = s.setrole WHERE s.setdatabase = 0 AND r.rolname = ANY(%s::text[]) "
-            "ORDER BY 1", (list(roles),))]
+            "r.oid = s.setrole WHERE s.setdatabase = 0 ORDER BY 1")]
 
     def load(self, template: str, options: CatalogOptions) -> Snapshot | None:
         """The stored snapshot, or None when there is none or it cannot be trusted."""

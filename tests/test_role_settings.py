@@ -365,3 +365,35 @@ def test_bad_role_settings_are_config_errors(tmp_path: Path, body: str, needle: 
     assert needle in str(info.value)
     assert "pyproject.toml:4" in str(info.value)
 
+
+
+def test_only_the_sets_roles_are_kept_and_files_scanned_only_when_needed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_schemasync import roles
+
+    (tmp_path / "s.sql").write_text(SCHEMA + GRANTS)
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.schemasync.sets.app]\nfiles = ["s.sql"]\n' + ROLES)
+    schema_set = build_settings(tmp_path, environ={}).sets["app"]
+
+    def snap(*names: str) -> Snapshot:
+        props = dbprops.DatabaseProps(role_settings=tuple(
+            (n, (("search_path", "app"),)) for n in names))
+        return Snapshot("16.1", 16, {}, [], props, {})
+
+    kept = roles.keep_set_role_settings(snap("app_user", "auditor", "other_role", "postgres"),
+                                        schema_set)
+    assert [r for r, _ in kept.database.role_settings] == ["app_user", "auditor"]
+    assert sorted(kept.objects) == [("database", "setting search_path for role app_user"),
+                                    ("database", "setting search_path for role auditor")]
+    # A refresh's new texts decide, not the files on disk.
+    new = roles.keep_set_role_settings(snap("auditor", "other_role"), schema_set,
+                                       {tmp_path / "s.sql": "GRANT SELECT ON t TO other_role;"})
+    assert [r for r, _ in new.database.role_settings] == ["other_role"]
+    # Roles with settings all named in the roles key: the files are not scanned at all.
+    scans: list[object] = []
+    monkeypatch.setattr(roles, "set_roles", lambda *a: scans.append(a) or set())
+    assert [r for r, _ in roles.keep_set_role_settings(
+        snap("app_user"), schema_set).database.role_settings] == ["app_user"]
+    assert roles.keep_set_role_settings(snap(), schema_set).objects == {}
+    assert scans == []
