@@ -127,6 +127,14 @@ def _global_role_rows(cache: Path) -> list[tuple[Any, ...]]:
             "(SELECT oid FROM pg_database))").fetchall()
 
 
+def _next_xid(prod: StandinProduction) -> int:
+    """The stand-in's next transaction id: it only moves when some transaction writes."""
+    with prod.superuser_connect() as conn:
+        row = conn.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 EXPECTED_DRIFT = {
     ("database", "setting search_path for role app_user", "missing"),
     ("database", "setting TimeZone for role app_user", "missing"),
@@ -140,7 +148,9 @@ EXPECTED_DRIFT = {
 def test_check_reports_role_settings_of_the_sets_roles(prod: StandinProduction, prod_db: str,
                                                        cache: Path, tmp_path: Path) -> None:
     _pyproject(tmp_path)  # the set declares no role settings
+    xid = _next_xid(prod)
     ret, data, text = _check(tmp_path, cache, prod.url(prod_db))
+    assert _next_xid(prod) == xid  # production only read
     assert ret == DriftError.exit_code, text
     found = {(d["kind"], d["identity"], d["change"]) for d in data["differences"]}
     assert found == EXPECTED_DRIFT, data["differences"]  # not other_role's, not postgres's
@@ -299,7 +309,9 @@ def test_refresh_records_role_settings_byte_stably(prod: StandinProduction, prod
     # so the refresh reads production's role settings again for the new files' roles.
     _pyproject(tmp_path, schema=SCHEMA, set_keys=ROLES + "keep-privileges = true\n")
     env = {ENV: prod.url(prod_db)}
+    xid = _next_xid(prod)
     first = _cli(tmp_path, cache, env, "refresh")
+    assert _next_xid(prod) == xid  # production only read
     assert first.returncode == 0, first.stdout + first.stderr
     assert "db/schema.database.toml" in first.stdout
     recorded = tmp_path / "db" / "schema.database.toml"
