@@ -18,7 +18,9 @@ Version-dependent details:
   ``pg_constraint`` (contype ``n``); they are skipped there and reported through the column's
   (or domain's) ``NOT NULL`` line, as on older servers.
 * ``attgenerated`` 's' (STORED) exists from 12; 'v' (VIRTUAL) from 18.
-* The database itself (encoding, locale, ``pg_db_role_setting``) is kind ``database``;
+* The database itself (encoding, locale, ``pg_db_role_setting``) is kind ``database``. The
+  role-level settings of every role are read into ``Snapshot.database``; the check keeps and
+  reports those of the set's roles (``roles.keep_set_role_settings``);
   ``datlocprovider``/``daticulocale`` exist from 15, ``daticurules`` from 16, and from 17
   ``datlocale`` holds the ICU or builtin locale (see dbprops.read).
 * ``lock_timeout`` is 10 s: the only locks taken are AccessShareLocks on views.
@@ -798,8 +800,8 @@ def snapshot(conn: psycopg.Connection[Any], options: CatalogOptions = DEFAULT_OP
                 for statement in _SESSION_SETTINGS:
                     conn.execute(statement)
             collector = _Collector(options)
-            database = dbprops.read(conn, major)
-            for identity, definition in dbprops.objects(database):
+            database = dbprops.read(conn, major, role_settings=True)
+            for identity, definition in dbprops.objects(database, with_roles=False):
                 collector.add("database", identity, definition)
             with paused_gc():
                 excluded = _read(conn, collector, major)

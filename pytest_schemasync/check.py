@@ -117,8 +117,11 @@ def bundled_snapshot(manager: DatabaseManager, schema_set: SchemaSet, *,
     a throwaway clone (nobody may connect to a template). Without ``remember`` the files are
     built as they are now without becoming the set's template for the rest of the session
     (a refresh's old and staged files)."""
+    from .roles import keep_set_role_settings
+
     template = manager.template_of(schema_set, remember=remember)
-    return manager.template_snapshot(template.name, catalog_options(schema_set))
+    return keep_set_role_settings(
+        manager.template_snapshot(template.name, catalog_options(schema_set)), schema_set)
 
 
 def _refuse_same_server(manager: DatabaseManager, conn: psycopg.Connection[Any],
@@ -143,8 +146,12 @@ def refuse_scratch_as_production(manager: DatabaseManager, settings: Settings) -
 
 def production_snapshot(
     target: ProductionTarget, schema_set: SchemaSet, settings: Settings,
-    manager: DatabaseManager | None,
+    manager: DatabaseManager | None, *, set_roles_only: bool = True,
 ) -> tuple[Snapshot, list[AppliedMigration] | None]:
+    """Production's snapshot (and migration history); with ``set_roles_only`` the role-level
+    settings of the roles the set uses (else every role's, none of them as objects yet)."""
+    from .roles import keep_set_role_settings
+
     conn = connect_readonly(target, settings.connect_timeout)
     try:
         if manager is not None:
@@ -152,7 +159,7 @@ def production_snapshot(
         taken = snapshot(conn, catalog_options(schema_set))
         history = (read_history(conn, HistoryRules.of(schema_set).style, denied=ProductionError)
                    if schema_set.migrations is not None else None)
-        return taken, history
+        return (keep_set_role_settings(taken, schema_set) if set_roles_only else taken), history
     except psycopg.Error as exc:
         if isinstance(exc, psycopg.errors.LockNotAvailable):
             advice = ("Another session held a lock on an object the check reads for longer "

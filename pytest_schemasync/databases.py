@@ -113,6 +113,16 @@ class DatabaseManager:
         with self._lock:
             self._created.append(name)
         dbprops.apply_settings(conn, name, self.templates.clone_settings.get(template, ()))
+        if template in self.templates.clone_roles:
+            set_name, props = self.templates.clone_roles[template]
+            try:
+                dbprops.apply_role_settings(conn, name, props, set_name)
+            except Exception:
+                with self._lock:
+                    self._created.remove(name)
+                with contextlib.suppress(psycopg.Error):
+                    self.server_admin.drop(name, conn)
+                raise
         return name
 
     @property

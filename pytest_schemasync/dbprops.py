@@ -8,10 +8,16 @@ created with them, and every clone gets the settings again, because
 ``CREATE DATABASE ... TEMPLATE`` copies the locale but not ``ALTER DATABASE ... SET``.
 
 The check reads the same properties from both sides (``read``, inside the snapshot's
-read-only transaction) and reports them as objects of kind ``database``. Role-level settings
-(``pg_db_role_setting`` rows with a role) belong to the roles the tests use (issue #11):
-they would be one more ``setrole`` filter in ``_SETTINGS`` and objects named
-``setting NAME for role ROLE`` from ``objects``.
+read-only transaction) and reports them as objects of kind ``database``.
+
+Role-level settings (``ALTER ROLE r [IN DATABASE d] SET ...``, ``pg_db_role_setting`` rows
+with a role) are read for every role (a handful of rows): what a session of that role gets
+in this database, a row ``IN DATABASE`` overriding the role-wide one. The check keeps those
+of the roles the set uses (``roles.keep_set_role_settings``, which scans the files only when
+a role with settings is not in the set's ``roles`` key) and names them
+``setting NAME for role ROLE``. A set declares them in a ``role-settings`` table; test
+databases get them per database (``ALTER ROLE r IN DATABASE <clone> SET``), so nothing global
+changes on a shared server, and ``DROP DATABASE`` removes them with the clone.
 
 Nothing here imports psycopg at module level: config.py parses the table when pytest loads.
 """
@@ -82,17 +88,21 @@ class DatabaseProps:
     lc_collate: str | None = None
     lc_ctype: str | None = None
     settings: tuple[tuple[str, str], ...] = ()  # (name, value as ALTER DATABASE SET takes it)
+    # (role, its settings in this database) sorted by role; settings as in ``settings``
+    role_settings: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     source: str = "server default"  # where they were declared, for messages
 
     @property
     def empty(self) -> bool:
-        return not self.settings and all(getattr(self, attr) is None for attr, _ in
-                                         _KEYS.values())
+        return not self.settings and not self.role_settings and all(
+            getattr(self, attr) is None for attr, _ in _KEYS.values())
 
     def hash_text(self) -> str:
         """What the template's content hash covers (not where it was declared)."""
         items = [f"{key}={getattr(self, attr)}" for key, (attr, _) in _KEYS.items()]
         items += [f"set {name}={value}" for name, value in self.settings]
+        items += [f"role {role} set {name}={value}"  # none: the hash of #12's sets, unchanged
+                  for role, settings in self.role_settings for name, value in settings]
         return "database:" + "\n".join(items)
 
 
@@ -111,10 +121,10 @@ def parse(table: Mapping[str, Any], where: str) -> DatabaseProps:
     """A ``database`` table (pyproject) or a whole properties file, validated."""
     if not isinstance(table, Mapping):
         raise ConfigError(f"{where}: 'database' must be a table of database properties.")
-    unknown = sorted(set(table) - set(_KEYS) - {"settings"})
+    unknown = sorted(set(table) - set(_KEYS) - {"settings", "role-settings"})
     if unknown:
         raise ConfigError(f"{where}: unknown database propert{'ies' if len(unknown) > 1 else 'y'}"
-                          f" {unknown}; known: {', '.join([*_KEYS, 'settings'])}.")
+                          f" {unknown}; known: {', '.join([*_KEYS, 'settings', 'role-settings'])}.")
     values: dict[str, Any] = {}
     for key, (attr, _) in _KEYS.items():
         if key in table:
@@ -131,9 +141,23 @@ def parse(table: Mapping[str, Any], where: str) -> DatabaseProps:
     if "builtin_locale" in values and provider != "builtin":
         raise ConfigError(f"{where}: database builtin-locale needs locale-provider = "
                           f"\"builtin\".")
-    settings = table.get("settings", {})
+    pairs = _settings(table.get("settings", {}), where, "database settings")
+    roles = table.get("role-settings", {})
+    if not isinstance(roles, Mapping):
+        raise ConfigError(f"{where}: database role-settings must be a table of roles, e.g. "
+                          f"[...database.role-settings.app_user] search_path = \"app, public\".")
+    by_role = []
+    for role, settings in sorted(roles.items()):
+        if not role or "\0" in role:
+            raise ConfigError(f"{where}: {role!r} in role-settings is not a role name.")
+        by_role.append((role, _settings(settings, where, f"role-settings of role {role}")))
+    return DatabaseProps(**values, settings=pairs, role_settings=tuple(by_role), source=where)
+
+
+def _settings(settings: Any, where: str, what: str) -> tuple[tuple[str, str], ...]:
+    """A table of setting name -> value, validated and sorted by name (case ignored)."""
     if not isinstance(settings, Mapping):
-        raise ConfigError(f"{where}: database settings must be a table, e.g. "
+        raise ConfigError(f"{where}: {what} must be a table, e.g. "
                           f"settings = {{ timezone = \"UTC\" }}.")
     seen: dict[str, str] = {}
     pairs = []
@@ -146,7 +170,7 @@ def parse(table: Mapping[str, Any], where: str) -> DatabaseProps:
         seen[name.lower()] = name
         pairs.append((name, _text(value, f"setting {name}", where)))
     pairs.sort(key=lambda p: p[0].lower())
-    return DatabaseProps(**values, settings=tuple(pairs), source=where)
+    return tuple(pairs)
 
 
 def file_of(schema_set: SchemaSet) -> Path | None:
@@ -197,8 +221,13 @@ def for_recording(props: DatabaseProps, previous: DatabaseProps | None = None
     """``props`` without secret values: each becomes the value ``previous`` recorded (a test
     value someone put there) or MASK, so production's never reaches the repository."""
     kept = {n.lower(): v for n, v in previous.settings} if previous is not None else {}
+    kept_by_role = {(r, n.lower()): v for r, s in previous.role_settings
+                    for n, v in s} if previous is not None else {}
     return replace(props, settings=tuple(
-        (n, kept.get(n.lower(), MASK) if is_secret(n) else v) for n, v in props.settings))
+        (n, kept.get(n.lower(), MASK) if is_secret(n) else v) for n, v in props.settings),
+        role_settings=tuple((r, tuple((n, kept_by_role.get((r, n.lower()), MASK)
+                                       if is_secret(n) else v) for n, v in s))
+                            for r, s in props.role_settings))
 
 
 def to_toml(props: DatabaseProps, table: str | None = None) -> str:
@@ -213,6 +242,10 @@ def to_toml(props: DatabaseProps, table: str | None = None) -> str:
     if props.settings:
         lines += ["", f"[{table}.settings]" if table else "[settings]"]
         lines += [f"{_toml_key(name)} = {_toml_string(value)}" for name, value in props.settings]
+    for role, settings in props.role_settings:
+        head = f"role-settings.{_toml_key(role)}"
+        lines += ["", f"[{table}.{head}]" if table else f"[{head}]"]
+        lines += [f"{_toml_key(name)} = {_toml_string(value)}" for name, value in settings]
     return "\n".join(lines) + "\n"
 
 
@@ -226,7 +259,8 @@ def effective(declared: DatabaseProps, server_default: DatabaseProps) -> Databas
         icu_rules=locale_from.icu_rules, builtin_locale=locale_from.builtin_locale,
         lc_collate=declared.lc_collate or server_default.lc_collate,
         lc_ctype=declared.lc_ctype or server_default.lc_ctype,
-        settings=declared.settings, source=declared.source)
+        settings=declared.settings, role_settings=declared.role_settings,
+        source=declared.source)
 
 
 def _encoding(name: str) -> str:
@@ -254,7 +288,10 @@ def describe(props: DatabaseProps) -> str:
     parts += [f"collate {props.lc_collate or 'default'}", f"ctype {props.lc_ctype or 'default'}"]
     text = ", ".join(parts)
     settings = "; ".join(f"{n}={_shown(n, v)}" for n, v in props.settings)
-    return f"{text}; {settings}" if settings else f"{text}; no database settings"
+    text = f"{text}; {settings}" if settings else f"{text}; no database settings"
+    for role, pairs in props.role_settings:
+        text += f"; role {role}: " + ", ".join(f"{n}={_shown(n, v)}" for n, v in pairs)
+    return text
 
 
 # --- creating databases with them -------------------------------------------------------
@@ -314,17 +351,22 @@ def _split_list(value: str) -> list[str]:
     return [item for item in items if item]
 
 
-def settings_sql(dbname: str, settings: tuple[tuple[str, str], ...]) -> sql.Composed | None:
-    """``ALTER DATABASE dbname SET ...`` for every setting, one round trip (None: nothing)."""
+def settings_sql(dbname: str, settings: tuple[tuple[str, str], ...],
+                 role: str | None = None) -> sql.Composed | None:
+    """``ALTER DATABASE dbname SET ...`` for every setting, one round trip (None: nothing);
+    with ``role``, ``ALTER ROLE role IN DATABASE dbname SET ...``."""
     if not settings:
         return None
     from psycopg import sql
 
+    target = (sql.SQL("ALTER DATABASE {}").format(sql.Identifier(dbname)) if role is None else
+              sql.SQL("ALTER ROLE {} IN DATABASE {}").format(sql.Identifier(role),
+                                                             sql.Identifier(dbname)))
     statements = []
     for name, value in settings:
         values = _split_list(value) if name.lower() in _LIST_SETTINGS else [value]
-        statements.append(sql.SQL("ALTER DATABASE {} SET {} TO {}").format(
-            sql.Identifier(dbname), sql.Identifier(name),
+        statements.append(sql.SQL("{} SET {} TO {}").format(
+            target, sql.Identifier(name),
             sql.SQL(", ").join(sql.Literal(v) for v in values) if values else sql.Literal("")))
     return sql.SQL("; ").join(statements)
 
@@ -378,6 +420,27 @@ def apply_settings(conn: psycopg.Connection[Any], dbname: str,
         conn.execute(statement)
 
 
+def apply_role_settings(conn: psycopg.Connection[Any], dbname: str, props: DatabaseProps,
+                        set_name: str) -> None:
+    """Give a database the set's role-level settings, for this database only (``ALTER ROLE
+    r IN DATABASE dbname SET``): nothing global changes, and they go with the database."""
+    import psycopg
+
+    for role, settings in props.role_settings:
+        statement = settings_sql(dbname, settings, role)
+        if statement is None:
+            continue
+        try:
+            conn.execute(statement)
+        except psycopg.Error as exc:
+            advice = ("Name the role in the set's roles = [...] or use a role the schema files "
+                      "refer to, so the build creates it" if isinstance(
+                          exc, psycopg.errors.UndefinedObject) else "Fix or remove the setting")
+            raise ConfigError(f"{props.source}: the role-settings of role {role!r} of set "
+                              f"{set_name!r} cannot be applied to a test database: "
+                              f"{str(exc).strip()}. {advice}.") from None
+
+
 # --- reading them (read-only; part of the catalog snapshot) -----------------------------
 
 _SETTINGS = """
@@ -397,9 +460,39 @@ def _database_query(major: int, dbname: str) -> str:
             f"{rules} AS rules FROM pg_catalog.pg_database d WHERE d.datname = {dbname}")
 
 
-def read(conn: psycopg.Connection[Any], major: int, dbname: str | None = None) -> DatabaseProps:
-    """The properties of ``dbname`` (default: the connection's database); SELECTs only, and
-    only shared catalogs, so the admin connection can read a template's."""
+_ROLE_SETTINGS = """
+SELECT r.rolname, s.setconfig FROM pg_catalog.pg_db_role_setting s
+JOIN pg_catalog.pg_roles r ON r.oid = s.setrole
+WHERE {roles} AND (s.setdatabase = 0 OR s.setdatabase =
+      (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = {dbname}))
+ORDER BY r.rolname, s.setdatabase <> 0
+"""
+
+
+def read_role_settings(conn: psycopg.Connection[Any], roles: tuple[str, ...] | None = None,
+                       dbname: str | None = None
+                       ) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    """What a session of each role (None: every role) gets in ``dbname`` (default: the
+    connection's database): its role-wide rows, overridden by its rows for that database."""
+    name = "pg_catalog.current_database()" if dbname is None else "%(dbname)s"
+    which = "TRUE" if roles is None else "r.rolname = ANY(%(roles)s::pg_catalog.text[])"
+    params = {**({"roles": list(roles)} if roles is not None else {}),
+              **({"dbname": dbname} if dbname is not None else {})}
+    by_role: dict[str, dict[str, tuple[str, str]]] = {}
+    for role, config in conn.execute(_ROLE_SETTINGS.format(dbname=name, roles=which),
+                                     params or None):
+        for item in config or ():
+            key, _, value = item.partition("=")
+            by_role.setdefault(role, {})[key.lower()] = (key, value)
+    return tuple((role, tuple(sorted(found.values(), key=lambda p: p[0].lower())))
+                 for role, found in sorted(by_role.items()))
+
+
+def read(conn: psycopg.Connection[Any], major: int, dbname: str | None = None,
+         role_settings: bool = False) -> DatabaseProps:
+    """The properties of ``dbname`` (default: the connection's database), with every role's
+    role-level settings there if asked; SELECTs only, and only shared catalogs, so the admin
+    connection can read a template's."""
     name = "pg_catalog.current_database()" if dbname is None else "%(dbname)s"
     params = {"dbname": dbname}
     row = conn.execute(_database_query(major, name), params if dbname else None).fetchone()
@@ -413,12 +506,13 @@ def read(conn: psycopg.Connection[Any], major: int, dbname: str | None = None) -
             key, _, value = item.partition("=")
             settings.append((key, value))
     settings.sort(key=lambda p: p[0].lower())
+    by_role = read_role_settings(conn, None, dbname) if role_settings else ()
     return DatabaseProps(
         encoding=encoding, locale_provider=provider,
         icu_locale=locale if provider == "icu" else None,
         icu_rules=(rules or None) if provider == "icu" else None,
         builtin_locale=locale if provider == "builtin" else None,
-        lc_collate=collate, lc_ctype=ctype, settings=tuple(settings),
+        lc_collate=collate, lc_ctype=ctype, settings=tuple(settings), role_settings=by_role,
         source=f"database {dbname}" if dbname else "the database")
 
 
@@ -431,14 +525,24 @@ def read_server_settings(conn: psycopg.Connection[Any]) -> dict[str, tuple[str, 
     return {name: (value, source) for name, value, source in rows}
 
 
-def objects(props: DatabaseProps) -> list[tuple[str, str]]:
-    """(identity, definition) of each property, for the ``database`` kind of a snapshot."""
+def objects(props: DatabaseProps, *, with_roles: bool = True) -> list[tuple[str, str]]:
+    """(identity, definition) of each property, for the ``database`` kind of a snapshot
+    (``with_roles``: and of each role-level setting)."""
     found = [(key, f"{key.upper().replace('-', '_')} {getattr(props, attr)}")
              for key, (attr, _) in _KEYS.items() if getattr(props, attr) is not None]
-    found += [(f"setting {name}", f"SET {name} TO {value}" if not is_secret(name) else
-               f"SET {name} TO {MASK} (a secret: only whether it is set is compared)")
-              for name, value in props.settings]
-    return found
+    found += [(f"setting {name}", _set_text(name, value)) for name, value in props.settings]
+    return found + role_setting_objects(props) if with_roles else found
+
+
+def role_setting_objects(props: DatabaseProps) -> list[tuple[str, str]]:
+    """(identity, definition) of each role-level setting: what a session of the role gets."""
+    return [(f"setting {name} for role {role}", f"ALTER ROLE {role} " + _set_text(name, value))
+            for role, settings in props.role_settings for name, value in settings]
+
+
+def _set_text(name: str, value: str) -> str:
+    return (f"SET {name} TO {value}" if not is_secret(name) else
+            f"SET {name} TO {MASK} (a secret: only whether it is set is compared)")
 
 
 def server_warnings(bundled: Mapping[str, tuple[str, str]],

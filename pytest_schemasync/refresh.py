@@ -26,6 +26,7 @@ from .errors import ConfigError, ProductionError, RefreshError
 from .masking import mask_secrets
 from .migrations import HistoryRules, history_insert_sql
 from .production import ProductionTarget, resolve_production
+from .roles import keep_set_role_settings
 from .server import ServerInfo, find_pg_dump, how_to_get
 from .sqltext import split_statements
 from .swap import recover, replace_files
@@ -329,7 +330,8 @@ def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: Schema
         raise RefreshError(f"Schema set {schema_set.name!r} has no files to refresh.")
     root = settings.root
     recover(root)
-    production, history = production_snapshot(target, schema_set, settings, manager)
+    production, history = production_snapshot(target, schema_set, settings, manager,
+                                              set_roles_only=False)
     _refuse_older_server(manager, production)
     raw, pg_dump_version = dump_schema(target.info, production.server_major,
                                        exclude_schemas=schema_set.exclude_schemas,
@@ -347,6 +349,9 @@ def refresh_set(manager: DatabaseManager, settings: Settings, schema_set: Schema
     new_texts: dict[Path, str] = {schema_set.schema_file: schema_text}
     if schema_set.functions_file is not None:
         new_texts[schema_set.functions_file] = split.functions or "-- no functions\n"
+    # The role-level settings of the roles the new files use (the proof and later checks
+    # compare those): a first refresh, or a new role in the dump, brings in more.
+    production = keep_set_role_settings(production, schema_set, new_texts)
     props_path = _database_file(manager, schema_set, production)
     if props_path is not None:
         previous = dbprops.for_set(schema_set)

@@ -21,7 +21,7 @@ Roles are global to a cluster; templates are not. So that no role leaks:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,7 @@ from .roledefs import RoleCreation, RoleUse, role_list, scan_roles
 from .server import ServerInfo
 
 if TYPE_CHECKING:
+    from .catalog import Snapshot
     from .databases import Database, DatabaseManager, Template
 
 MARK = "pytest-schemasync role; templates: "
@@ -340,11 +341,28 @@ def drop_unused_roles(conn: psycopg.Connection[Any]) -> tuple[list[str], list[st
 # --- tests running as a role -------------------------------------------------------------
 
 
+# SET ROLE does not apply the role's settings (only a login does): the role's settings in
+# this database (ALTER ROLE r [IN DATABASE d] SET, the database's row winning) are set LOCAL
+# first, as the superuser (a superuser-only setting could not be set after SET ROLE).
+_ROLE_SETTINGS_LOCAL = """SELECT pg_catalog.set_config(x.name, x.value, true) FROM (
+SELECT DISTINCT ON (pg_catalog.lower(pg_catalog.split_part(c, '=', 1)))
+       pg_catalog.split_part(c, '=', 1) AS name,
+       pg_catalog.substr(c, pg_catalog.strpos(c, '=') + 1) AS value
+FROM pg_catalog.pg_db_role_setting s, pg_catalog.unnest(s.setconfig) c
+WHERE s.setrole = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = {role})
+  AND s.setdatabase IN (0, (SELECT d.oid FROM pg_catalog.pg_database d
+                            WHERE d.datname = pg_catalog.current_database()))
+ORDER BY pg_catalog.lower(pg_catalog.split_part(c, '=', 1)), s.setdatabase DESC) x"""
+
+
 def role_statement(role: str | None) -> sql.Composed:
-    """``SET ROLE x`` (``RESET ROLE`` for None): sync and async fixtures run the same text."""
+    """The role's settings in this database set LOCAL, then ``SET ROLE x`` (``RESET ROLE``
+    for None): a transaction then behaves as a session of that role would. Sync and async
+    fixtures run the same text."""
     if role is None:
         return sql.Composed([sql.SQL("RESET ROLE")])
-    return sql.Composed([sql.SQL("SET ROLE "), sql.Identifier(role)])
+    return sql.Composed([sql.SQL(_ROLE_SETTINGS_LOCAL).format(role=sql.Literal(role)),
+                         sql.SQL("; SET ROLE "), sql.Identifier(role)])
 
 
 def unknown_role(role: str | None, set_name: str) -> ConfigError:
@@ -381,16 +399,23 @@ def as_admin(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]
             conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(row[0])))
 
 
-def server_as(server: ServerInfo, role: str, login: bool) -> ServerInfo:
+def _option(value: str) -> str:
+    """A value in libpq's ``options`` (spaces and backslashes escaped)."""
+    return value.replace("\\", "\\\\").replace(" ", "\\ ")
+
+
+def server_as(server: ServerInfo, role: str, login: bool,
+              settings: tuple[tuple[str, str], ...] = ()) -> ServerInfo:
     """How to connect as ``role``: as that user on the embedded server when it may log in
-    (local connections are trusted there); otherwise as the superuser with ``role`` set at
-    connection start (``options=-c role=...``), which needs neither LOGIN nor a password."""
+    (local connections are trusted there, and the server applies the role's settings);
+    otherwise as the superuser with ``role`` and the role's ``settings`` set at connection
+    start (``options=-c role=...``), which needs neither LOGIN nor a password."""
     from dataclasses import replace
 
     if login and server.kind == "embedded":
         return replace(server, user=role, password=None)
-    escaped = role.replace("\\", "\\\\").replace(" ", "\\ ")
-    options = f"{server.params.get('options', '')} -c role={escaped}".strip()
+    options = " ".join([server.params.get("options", ""), f"-c role={_option(role)}",
+                        *(f"-c {name}={_option(value)}" for name, value in settings)]).strip()
     return replace(server, params={**server.params, "options": options})
 
 
@@ -405,7 +430,10 @@ def database_as(manager: DatabaseManager, database: Database, role: str,
             f"role={role!r}: no such role on the server for set {set_name!r}. Name it in the "
             f"set's roles = [...] (e.g. {{ name = \"{role}\", login = true }}) or use a role "
             f"the schema files refer to.")
-    server = server_as(manager.server, role, login)
+    from .dbprops import read_role_settings
+
+    found = dict(read_role_settings(manager.admin, (role,), database.name))
+    server = server_as(manager.server, role, login, found.get(role, ()))
     return Database(database.name, server.url(database.name), server.conninfo(database.name),
                     role=role)
 
@@ -442,16 +470,44 @@ FROM pg_catalog.pg_roles r WHERE r.rolname = ANY(%s::pg_catalog.text[])
 """
 
 
-def set_roles(schema_set: SchemaSet) -> set[str]:
+def set_roles(schema_set: SchemaSet, texts: Mapping[Path, str] | None = None) -> set[str]:
     """The roles a set uses: named by its files or its roles key (the production superuser,
-    made a NOLOGIN superuser on purpose, left out)."""
+    made a NOLOGIN superuser on purpose, left out). ``texts``: files' new contents (a
+    refresh's), read instead of the files; a file not there yet names none."""
     use = RoleUse()
     for path in schema_set.files:
-        scan_roles(read_schema_file(path, schema_set.origin(path), scan=False), use)
+        if texts is not None and path in texts:
+            scan_roles(texts[path], use)
+        elif path.is_file():
+            scan_roles(read_schema_file(path, schema_set.origin(path), scan=False), use)
     names = set(use.referenced) | set(use.created) | use.created_in_blocks
     names |= {s.name for s in schema_set.roles} | {m for s in schema_set.roles
                                                    for m in s.member_of}
     return names - {PRODUCTION_SUPERUSER}
+
+
+def keep_set_role_settings(snap: Snapshot, schema_set: SchemaSet,
+                           texts: Mapping[Path, str] | None = None) -> Snapshot:
+    """Keep the role-level settings of the roles ``schema_set`` uses (``texts``: its files'
+    new contents, a refresh's) in ``snap`` and add them as ``database`` objects. Filtered by
+    name, so both sides of a comparison keep the same roles; the files are scanned only when
+    a role with settings is not in the set's ``roles`` key (most sets: no role has any)."""
+    from dataclasses import replace
+
+    from .catalog import CatalogObject
+    from .dbprops import role_setting_objects
+
+    found = {role for role, _ in snap.database.role_settings}
+    declared = {s.name for s in schema_set.roles} | {m for s in schema_set.roles
+                                                     for m in s.member_of}
+    used = found & declared if found <= declared else found & set_roles(schema_set, texts)
+    used.discard(PRODUCTION_SUPERUSER)
+    kept = replace(snap.database, role_settings=tuple(
+        (role, settings) for role, settings in snap.database.role_settings if role in used))
+    snap.database = kept
+    for identity, definition in role_setting_objects(kept):
+        snap.objects[("database", identity)] = CatalogObject("database", identity, definition)
+    return snap
 
 
 def role_objects(conn: psycopg.Connection[Any], names: set[str]) -> dict[tuple[str, str], Any]:

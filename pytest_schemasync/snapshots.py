@@ -29,7 +29,7 @@ from .admin import ServerAdmin
 from .catalog import CatalogObject, CatalogOptions, Snapshot
 from .config import SchemaSet
 
-FORMAT = "1"  # bump when the file layout changes
+FORMAT = "2"  # bump when the file layout changes (2: role-level settings, #12)
 
 
 @functools.cache
@@ -72,7 +72,9 @@ def decode(payload: str) -> Snapshot:
                                                       parent or None)
     database = data["database"]
     props = dbprops.DatabaseProps(**{**database, "settings": tuple(
-        (str(name), str(value)) for name, value in database["settings"])})
+        (str(name), str(value)) for name, value in database["settings"]),
+        "role_settings": tuple((str(role), tuple((str(n), str(v)) for n, v in settings))
+                               for role, settings in database["role_settings"])})
     server_settings = {str(name): (str(value), str(source)) for name, (value, source)
                        in data["server_settings"].items()}
     return Snapshot(data["server_version"], int(data["server_major"]), objects,
@@ -120,7 +122,15 @@ class SnapshotStore:
             "oid": row[0], "server": self._server_identity(),
             "version": self.admin.conn.info.server_version,
             "options": dataclasses.asdict(options),
+            "role_settings": self._role_wide_settings(),
         }, sort_keys=True)
+
+    def _role_wide_settings(self) -> list[list[str]]:
+        """The server's role-wide settings (``ALTER ROLE r SET``; ours are per database):
+        clones see them and a snapshot holds them, so a change makes stored ones stale."""
+        return [[role, *config] for role, config in self.admin.conn.execute(
+            "SELECT r.rolname, s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON "
+            "r.oid = s.setrole WHERE s.setdatabase = 0 ORDER BY 1")]
 
     def load(self, template: str, options: CatalogOptions) -> Snapshot | None:
         """The stored snapshot, or None when there is none or it cannot be trusted."""

@@ -15,7 +15,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psycopg
@@ -125,6 +125,8 @@ class TemplateStore:
         self._known: dict[tuple[str, str | None], Template] = {}
         # template -> database settings every clone of it gets (TEMPLATE does not copy them)
         self.clone_settings: dict[str, tuple[tuple[str, str], ...]] = {}
+        # template -> (set, its properties) for the role-level settings every clone gets
+        self.clone_roles: dict[str, tuple[str, dbprops.DatabaseProps]] = {}
         self.roles_created: dict[str, list[str]] = {}  # set -> roles its build created
         # Called with (set, template name) right after a build, still under the build lock:
         # the bundled catalog snapshot is taken and stored with the template there.
@@ -162,7 +164,10 @@ class TemplateStore:
         name = self.name(schema_set.name, plan.digest(self.admin.server.major), before)
         started = time.perf_counter()
         # Before the build: the clone on_built reads the new template through needs them.
-        self.clone_settings[name] = dbprops.for_set(schema_set).settings
+        props = dbprops.for_set(schema_set)
+        self.clone_settings[name] = props.settings
+        if props.role_settings:
+            self.clone_roles[name] = (schema_set.name, props)
         with self.admin.advisory(lock_key(name)):
             row = self.admin.conn.execute(
                 "SELECT datistemplate FROM pg_database WHERE datname = %s", (name,)).fetchone()
@@ -173,7 +178,9 @@ class TemplateStore:
                     self.on_built(schema_set, name)
             if remember and self.exclusive:  # e.g. one built by a refresh's proof
                 self._drop_stale(name)
-        database = dbprops.describe(dbprops.read(self.admin.conn, self.admin.server.major, name))
+        read = dbprops.read(self.admin.conn, self.admin.server.major, name)
+        # Role-level settings go on each clone, not on the template: the declared ones.
+        database = dbprops.describe(replace(read, role_settings=props.role_settings))
         return Template(name, schema_set.name, before, cached, time.perf_counter() - started,
                         database)
 
