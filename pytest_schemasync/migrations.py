@@ -39,6 +39,7 @@ class Migration:
     path: Path
     checksum: str  # sha256 of the file's bytes (Flyway: its CRC32), as the history records it
     repeatable: bool = False  # Flyway's R__ files: run again whenever they change
+    order: tuple[int, ...] | None = None  # the style's key (Flyway: 1.0 is 1), if not numeric
 
     @property
     def number(self) -> int:
@@ -46,7 +47,7 @@ class Migration:
 
     @property
     def key(self) -> tuple[int, ...]:
-        return version_key(self.version)
+        return self.order if self.order is not None else version_key(self.version)
 
     @property
     def stem(self) -> str:
@@ -81,7 +82,8 @@ def discover(folder: Path, origin: str = "configuration",
         if parsed is None:
             continue
         migration = Migration(parsed.version, parsed.description, path,
-                              style.checksum(path.read_bytes()), parsed.repeatable)
+                              style.checksum(path.read_bytes()), parsed.repeatable,
+                              style.key(parsed.version))
         if migration.repeatable:
             repeatable[migration.description] = migration
             continue
@@ -95,12 +97,13 @@ def discover(folder: Path, origin: str = "configuration",
     return [found[k] for k in sorted(found)] + [repeatable[d] for d in sorted(repeatable)]
 
 
-def select_before(migrations: list[Migration], before: str | None) -> list[Migration]:
+def select_before(migrations: list[Migration], before: str | None,
+                  style: Style = NUMBERED) -> list[Migration]:
     """The migrations strictly older than ``before`` (all of them when None; repeatables,
     which run after every versioned one, only then)."""
     if before is None:
         return migrations
-    limit = version_key(before)
+    limit = style.key(before)
     if not limit:
         raise MigrationError(f"before={before!r} is not a migration version number.")
     if not any(m.key == limit for m in migrations if not m.repeatable):
@@ -497,7 +500,7 @@ def unrecorded(migrations: list[Migration], history: list[AppliedMigration],
         raise MigrationError(edited_message(migration, applied, where))
     recorded = [a for _, a in status.applied] + status.unknown
     keys = {a.version: rules.row_key(a) or () for a in recorded}
-    if before is not None and any(k >= version_key(before) for k in keys.values()):
+    if before is not None and any(k >= rules.style.key(before) for k in keys.values()):
         newest = max(recorded, key=lambda a: keys[a.version])
         raise MigrationError(
             f"before={before!r} asks for a database without migration {before}, but {where} "

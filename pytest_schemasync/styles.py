@@ -23,6 +23,15 @@ def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", version))
 
 
+def flyway_key(version: str) -> tuple[int, ...]:
+    """Flyway's order and equality (its MigrationVersion): parts split on ``.`` or ``_``,
+    compared as numbers, trailing zero parts ignored: 1 = 1.0 = 1.0.0 = 01, 1_1 = 1.1."""
+    key = version_key(version)
+    while len(key) > 1 and key[-1] == 0:
+        key = key[:-1]
+    return key
+
+
 def flyway_checksum(data: bytes) -> str:
     """Flyway's checksum: CRC32 of the file's lines without line breaks (BOM dropped), as a
     signed 32-bit integer."""
@@ -70,12 +79,16 @@ class Style:
             return flyway_checksum(data)
         return hashlib.sha256(data).hexdigest()
 
+    def key(self, version: str) -> tuple[int, ...]:
+        """The order of a version; equal keys are the same version."""
+        return flyway_key(version) if self.name == "flyway" else version_key(version)
+
     def row_key(self, version: str) -> tuple[int, ...] | None:
         """The numeric key of a history row's version (None: not a version of this style)."""
         pattern = (r"^\d+(?:\.\d+)+(?:_\d+)?(?=_|$)" if self.name == "dotted"
-                   else r"^\d+(?:\.\d+)*" if self.name == "flyway" else r"^\d+(?=_|$)")
+                   else r"^\d+(?:[._]\d+)*" if self.name == "flyway" else r"^\d+(?=_|$)")
         match = re.match(pattern, version)
-        return version_key(match[0]) if match else None
+        return self.key(match[0]) if match else None
 
     def body(self, text: str) -> str:
         """The part of a file that runs: dbmate's ``-- migrate:up`` section (other lines

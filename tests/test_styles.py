@@ -155,6 +155,66 @@ def test_flyway_project(pytester: pytest.Pytester, prod: StandinProduction,
     run_inner(pytester, cache_dir).assert_outcomes(passed=2)
 
 
+def test_flyway_versions_equal_as_flyway_compares_them(
+        pytester: pytest.Pytester, prod: StandinProduction, cache_dir: Path) -> None:
+    """Flyway ignores trailing zero parts (1 = 1.0 = 1.0.0), reads 1_1 as 1.1 and compares
+    parts as numbers (01 = 1, 1.10 after 1.9): a history recorded as 1.0 and 1.1.0 is the
+    files V1__ and V1_1__, and their order follows those rules too."""
+    files = {
+        "V1__create_scores.sql": FLYWAY["V1__create_scores.sql"],
+        "V1_1__add_level.sql": FLYWAY["V1_1__add_level.sql"],
+        "V1_9__add_rank.sql": "ALTER TABLE public.players ADD COLUMN rank integer;\n",
+        # 1.10 after 1.9, and it needs the column 1.9 adds.
+        "V1_10__rank_index.sql": "CREATE INDEX players_rank ON public.players (rank);\n",
+    }
+    project = project_with(pytester, files, "flyway")
+    folder = project / "migrations"
+    assert [m.version for m in discover(folder, style=STYLE_TABLE["flyway"])] == [
+        "1", "1.1", "1.9", "1.10"]
+    # A history written by Flyway when the files were named V1_0__ and V1_1_0__ (renames
+    # Flyway accepts: the same versions), plus 1.9 as "01.9".
+    recorded = [("1.0", "V1_0__create_scores.sql", "V1__create_scores.sql"),
+                ("1.1.0", "V1_1_0__add_level.sql", "V1_1__add_level.sql"),
+                ("01.9", "V01_9__add_rank.sql", "V1_9__add_rank.sql")]
+    values = ", ".join(
+        f"({rank}, '{version}', 'x', 'SQL', '{script}', {java_crc32(files[name])}, 'flyway', "
+        f"0, true)" for rank, (version, script, name) in enumerate(recorded, 1))
+    db = database(prod, project, "".join(files[n] for _, _, n in recorded) + FLYWAY_TABLE
+                  + "INSERT INTO public.flyway_schema_history (installed_rank, version, "
+                    "description, type, script, checksum, installed_by, execution_time, "
+                    f"success) VALUES {values};")
+    out = status(project, prod, db)
+    assert "3 applied, 1 pending, 0 unknown, 0 edited\n" in out, out
+    assert "  applied   1  create scores  (" in out and "recorded as 1.0" in out
+    assert "  pending   1.10  rank index\n" in out  # not older than 1.9: 10 > 9
+    ok(cli(project, "migrate", prod.url(db, OWNER)))
+    assert rows(prod, db, "SELECT version FROM flyway_schema_history ORDER BY "
+                          "installed_rank") == [("1.0",), ("1.1.0",), ("01.9",), ("1.10",)]
+    assert "4 applied, 0 pending, 0 unknown, 0 edited\n" in status(project, prod, db)
+
+    # A file between 1 and 1.1 is older than the newest applied one; 1.0.1 is not 1.
+    (folder / "V1_0_1__late.sql").write_text("SELECT 1;\n")
+    out = status(project, prod, db)
+    assert "  pending   1.0.1  late  (older than the newest applied one)" in out, out
+    (folder / "V1_0_1__late.sql").unlink()
+
+    # before= takes Flyway's versions too: 1.1.0 is 1.1, so only 1 is in the template.
+    pytester.makepyfile(test_t="""
+        import pytest
+
+        @pytest.mark.schemasync("app", before="1.1.0")
+        def test_before(db):
+            got = db.execute("SELECT version FROM flyway_schema_history").fetchall()
+            assert got == [("1",)]
+    """)
+    run_inner(pytester, cache_dir).assert_outcomes(passed=1)
+
+    # Two files of one version, as Flyway sees them, are refused like any duplicate.
+    (folder / "V1_0__again.sql").write_text("SELECT 1;\n")
+    refused(cli(project, "status", prod.url(db, READER)), "Two migrations share version",
+            "V1_0__again.sql")
+
+
 # --- golang-migrate --------------------------------------------------------------------------
 
 GOLANG = {
