@@ -270,15 +270,19 @@ def run_migration(target: InstallTarget, migration: Migration, *, script_path: s
                   set_name: str, origin: str, action: str | None = None,
                   text: str | None = None, shown: str | None = None,
                   progress: Progress | None = None) -> None:
-    """Apply one migration file and its history row in one transaction. ``text`` replaces
-    the file's text (a rewrite with the same lines, e.g. a build's role rewrites) and
-    ``shown`` is then the file as written, for error messages."""
+    """Apply one migration file and its history row in one transaction (a dbmate file marked
+    ``transaction:false``: statement by statement, then its row, as dbmate does). ``text``
+    replaces the file's text (a rewrite with the same lines, e.g. a build's role rewrites)
+    and ``shown`` is then the file as written, for error messages."""
     if text is None:
         text = read_schema_file(migration.path, origin)
-    text = transaction_body(rules.style.body(text), migration.path)
+    atomic = rules.style.transactional(text)
+    text = rules.style.body(text)
+    if atomic:
+        text = transaction_body(text, migration.path)
     prelude, epilogue = recording_sql(migration, script_path, applied_by, rules, known)
     run_sql(target, migration.path, text, set_name=set_name, origin=origin,
-            single_transaction=True, prelude=prelude, epilogue=epilogue, action=action,
+            single_transaction=atomic, prelude=prelude, epilogue=epilogue, action=action,
             shown=shown, progress=progress)
 
 
@@ -575,9 +579,14 @@ def apply_pending(info: ServerInfo, psql: Path, migrations_dir: Path, root: Path
                               action=f"Migration {migration.shown} of set {set_name!r}")
             except SchemaSyncError as exc:
                 done = ", ".join(m.shown for m in ran) or "none"
+                how = "failed and was rolled back"
+                if not rules.style.transactional(migration.path.read_text(errors="replace")):
+                    how = ("failed outside a transaction (-- migrate:up transaction:false): "
+                           "the statements before the failing one stay applied; check the "
+                           "database, undo or finish them by hand, then migrate again")
                 raise MigrationError(
-                    f"Migration {migration.shown} failed and was rolled back; its history "
-                    f"row was not written (applied in this run before it: {done}).\n{exc}"
+                    f"Migration {migration.shown} {how}; its history row was not written "
+                    f"(applied in this run before it: {done}).\n{exc}"
                 ) from None
             ran.append(migration)
         return status, ran

@@ -105,6 +105,15 @@ class Style:
                 lines[k] = ""
         return "\n".join(lines)
 
+    def transactional(self, text: str) -> bool:
+        """Whether the file runs in one transaction: dbmate runs an up section marked
+        ``-- migrate:up transaction:false`` outside one (CREATE INDEX CONCURRENTLY, ALTER TYPE
+        ... ADD VALUE before PostgreSQL 12); every other file runs in one."""
+        if self.name != "dbmate":
+            return True
+        marker = re.search(r"^--\s*migrate:up(\s.*)?$", text, re.MULTILINE)
+        return not (marker and "transaction:false" in (marker[1] or "").split())
+
     # --- the tool's history table ---------------------------------------------------
 
     @property

@@ -294,6 +294,61 @@ def test_dbmate_project(pytester: pytest.Pytester, prod: StandinProduction,
     run_inner(pytester, cache_dir).assert_outcomes(passed=1)
 
 
+DBMATE_NO_TX = {
+    "20240101000000_create_scores.sql": DBMATE["20240101000000_create_scores.sql"],
+    # dbmate runs this up section outside a transaction: CREATE INDEX CONCURRENTLY refuses
+    # to run in one, and a value ALTER TYPE adds cannot be used in the transaction adding it.
+    "20240303000000_concurrent_index.sql": (
+        "-- migrate:up transaction:false\n"
+        "CREATE INDEX CONCURRENTLY players_name_idx ON public.players (name);\n"
+        "ALTER TYPE public.mood ADD VALUE 'glad';\n"
+        "UPDATE public.players SET mood = 'glad';\n"
+        "-- migrate:down\nDROP INDEX players_name_idx;\n"),
+}
+
+
+def test_dbmate_transaction_false(pytester: pytest.Pytester, prod: StandinProduction,
+                                  cache_dir: Path) -> None:
+    project = project_with(pytester, DBMATE_NO_TX, "dbmate")
+    (project / "base.sql").write_text(
+        BASE_SQL + "CREATE TYPE public.mood AS ENUM ('sad');\n"
+        "ALTER TABLE public.players ADD COLUMN mood public.mood;\n"
+        "INSERT INTO public.players (name, mood) VALUES ('ada', 'sad');\n")
+    db = database(prod, project)
+    ok(cli(project, "migrate", prod.url(db, OWNER)))
+    assert rows(prod, db, "SELECT version FROM schema_migrations ORDER BY 1") == [
+        ("20240101000000",), ("20240303000000",)]
+    assert rows(prod, db, "SELECT indisvalid FROM pg_index WHERE indexrelid = "
+                          "'players_name_idx'::regclass") == [(True,)]
+    assert rows(prod, db, "SELECT mood::text FROM players") == [("glad",)]
+    assert "2 applied, 0 pending" in status(project, prod, db)
+
+    # A failure half-way: what ran before stays (no transaction), no history row, and the
+    # message says so.
+    path = project / "migrations" / "20240404000000_half.sql"
+    path.write_text("-- migrate:up transaction:false\n"
+                    "CREATE INDEX CONCURRENTLY players_mood_idx ON public.players (mood);\n"
+                    "CREATE INDEX CONCURRENTLY broken_idx ON public.nowhere (x);\n"
+                    "-- migrate:down\n")
+    err = refused(cli(project, "migrate", prod.url(db, OWNER)), f"{path}:3", "nowhere",
+                  "failed outside a transaction (-- migrate:up transaction:false)",
+                  "before the failing one stay applied")
+    assert "rolled back" not in err
+    assert relation_exists(prod, db, "players_mood_idx")
+    assert ("20240404000000",) not in rows(prod, db, "SELECT version FROM schema_migrations")
+    path.unlink()
+
+    # The template build honours it too.
+    pytester.makepyfile(test_t="""
+        def test_t(db):
+            assert db.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 2
+            assert db.execute("SELECT mood::text FROM players").fetchall() == [("glad",)]
+            assert db.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = "
+                              "'players_name_idx'::regclass").fetchone()[0] is True
+    """)
+    run_inner(pytester, cache_dir).assert_outcomes(passed=1)
+
+
 def test_rails_timestamp_history(pytester: pytest.Pytester, prod: StandinProduction) -> None:
     files = {"20240101123456_create_scores.sql": "CREATE TABLE public.scores (x int);\n",
              "20240301000000_add_level.sql": "ALTER TABLE public.players ADD level int;\n"}
