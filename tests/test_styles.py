@@ -7,13 +7,14 @@ and ``migrate`` run against real servers.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import make_project, run_inner
+from conftest import CliResult, make_project, run_inner, run_schemasync
 from test_migrations import PASSWORD, cli, ok, refused, relation_exists, rows
 
 from pytest_schemasync.errors import MigrationError
@@ -398,6 +399,65 @@ def test_dotted_versions(pytester: pytest.Pytester, prod: StandinProduction,
             assert got == [("00.00.00_01",), ("1.9.0_01",)]
     """)
     run_inner(pytester, cache_dir).assert_outcomes(passed=1)
+
+
+# --- refresh of a set in each style ---------------------------------------------------------
+
+DBMATE_OK = {"20240101000000_create_scores.sql": DBMATE["20240101000000_create_scores.sql"],
+             "20240202000000_add_level.sql": ("-- migrate:up\nALTER TABLE public.players ADD "
+                                              "COLUMN level integer;\n-- migrate:down\n")}
+REFRESH_CASES = {  # style: (files, a later file, rows its history holds after that file)
+    "flyway": ({k: v for k, v in FLYWAY.items() if not k.startswith("U")},
+               ("V3__add_title.sql", ""), 5),
+    "golang-migrate": (GOLANG, ("000003_add_title.up.sql", ""), 1),
+    "dbmate": (DBMATE_OK, ("20240505000000_add_title.sql", "-- migrate:up\n"), 3),
+    "timestamp": ({"20240101123456_create_scores.sql": "CREATE TABLE public.scores (x int);\n",
+                   "20240301000000_add_level.sql": "ALTER TABLE public.players ADD level int;\n"},
+                  ("20240505000000_add_title.sql", ""), 3),
+    "dotted": (DOTTED, ("2.0.0_01_add_title.sql", ""), 4),
+}
+
+
+@pytest.mark.parametrize("style", list(REFRESH_CASES))
+def test_refresh_keeps_the_tools_history(pytester: pytest.Pytester, prod: StandinProduction,
+                                         cache_dir: Path, style: str) -> None:
+    """Production migrated in the tool's way, then a hotfix: the refreshed base carries the
+    tool's history rows, so it rebuilds production (no drift, no pending, no unknown), and
+    a later local file is the only one a template runs."""
+    files, (later, head), count = REFRESH_CASES[style]
+    make_project(pytester, sets={"app": {"files": ["base.sql"], "migrations": "migrations",
+                                         "migration-style": style,
+                                         "production-url-env": "APP_URL"}},
+                 files={"base.sql": BASE_SQL, **{f"migrations/{n}": t for n, t in files.items()}})
+    project = pytester.path
+    db = database(prod, project)
+    ok(cli(project, "migrate", prod.url(db, OWNER)))
+    prod.execute(db, "CREATE INDEX players_name_idx ON public.players (name)")
+    env = dict(os.environ, APP_URL=prod.url(db), SCHEMASYNC_CACHE_DIR=str(cache_dir))
+
+    def run(*args: str) -> CliResult:
+        return run_schemasync(project, *args, env=env, timeout=180, secrets=[PASSWORD])
+
+    ok(run("refresh", "--set", "app"))
+    base = (project / "base.sql").read_text()
+    table = STYLE_TABLE[style].table
+    assert "players_name_idx" in base and f"INSERT INTO public.{table}" in base
+    out = ok(run("check"))
+    assert "no drift, migrations in sync" in out, out
+    assert " 0 pending, 0 unknown, 0 edited" in status(project, prod, db)
+
+    (project / "migrations" / later).write_text(
+        head + "ALTER TABLE public.players ADD COLUMN title text;\n")
+    assert "  pending   " in status(project, prod, db)
+    pytester.makepyfile(test_t=f"""
+        def test_t(db):
+            assert db.execute("SELECT count(*) FROM {table}").fetchone()[0] == {count}
+            db.execute("SELECT title FROM players")
+            assert db.execute("SELECT to_regclass('players_name_idx')").fetchone()[0]
+    """)
+    run_inner(pytester, cache_dir).assert_outcomes(passed=1)
+    out = ok(run("check"), code=10)
+    assert " 1 pending, 0 unknown, 0 edited" in out, out
 
 
 # --- detection and names ---------------------------------------------------------------------
