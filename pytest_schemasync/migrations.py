@@ -404,9 +404,11 @@ class MigrationStatus:
                          f"before the first migration; not a migration)")
         for migration, applied in self.applied:
             notes = [f"{applied.applied_at} by {applied.applied_by}"] if applied.applied_at else []
-            if applied.version != migration.version:
+            if applied.version != migration.version and applied.kind != "BASELINE":
                 notes.append(f"recorded as {applied.version}")
-            if not applied.has_checksum and self.checksums:
+            if applied.kind == "BASELINE":
+                notes.append("below the baseline: Flyway never runs it")
+            elif not applied.has_checksum and self.checksums:
                 notes.append("no checksum recorded")
             lines.append(f"  applied   {migration.shown}  {migration.description}"
                          + (f"  ({'; '.join(notes)})" if notes else ""))
@@ -449,12 +451,17 @@ def compare_history(local: list[Migration], history: list[AppliedMigration] | No
         (status.baseline if rules.is_baseline(applied.version, stems, applied.kind)
          else rows).append(applied)
     claimed: set[int] = set()
+    below = _flyway_baseline(status.baseline, rules)
     for migration in local:
         mine = [k for k, a in enumerate(rows) if rules.matches(migration, a)]
         claimed.update(mine)
         failed = [rows[k] for k in mine if rows[k].failed]
         if failed:
             status.failed.extend(failed)
+            continue
+        if not mine and below is not None and not migration.repeatable \
+                and migration.key <= (rules.row_key(below) or ()):
+            status.applied.append((migration, below))  # Flyway's "below baseline"
             continue
         if not mine:
             status.pending.append(migration)
@@ -476,6 +483,13 @@ def compare_history(local: list[Migration], history: list[AppliedMigration] | No
     status.unknown = [a for k, a in enumerate(rows) if k not in claimed]
     status.unchecked = [a for a in rows if not a.has_checksum]
     return status
+
+
+def _flyway_baseline(baseline: list[AppliedMigration],
+                     rules: HistoryRules) -> AppliedMigration | None:
+    """Flyway's newest BASELINE row: it never runs the files at or below its version."""
+    rows = [a for a in baseline if a.kind == "BASELINE" and rules.row_key(a) is not None]
+    return max(rows, key=lambda a: rules.row_key(a) or (), default=None)
 
 
 def _expanded(history: list[AppliedMigration], local: list[Migration],

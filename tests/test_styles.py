@@ -216,6 +216,44 @@ def test_flyway_versions_equal_as_flyway_compares_them(
             "V1_0__again.sql")
 
 
+def test_flyway_baseline_covers_the_files_below_it(
+        pytester: pytest.Pytester, prod: StandinProduction, cache_dir: Path) -> None:
+    """``flyway baseline -baselineVersion=1.1`` on a database that already had V1 and V1.1's
+    objects: Flyway never runs files at or below a BASELINE row ("below baseline"). They are
+    applied, not pending; a refresh keeps the row, so a template does not run them again."""
+    files = {k: FLYWAY[k] for k in ("V1__create_scores.sql", "V1_1__add_level.sql",
+                                    "V2__add_badges.sql")}
+    make_project(pytester, sets={"app": {"files": ["base.sql"], "migrations": "migrations",
+                                         "production-url-env": "APP_URL"}},
+                 files={"base.sql": BASE_SQL, **{f"migrations/{n}": t for n, t in files.items()}})
+    project = pytester.path
+    db = database(prod, project, files["V1__create_scores.sql"] + files["V1_1__add_level.sql"]
+                  + FLYWAY_TABLE + "INSERT INTO public.flyway_schema_history (installed_rank, "
+                  "version, description, type, script, checksum, installed_by, execution_time, "
+                  "success) VALUES (1, '1.1', '<< Flyway Baseline >>', 'BASELINE', "
+                  "'<< Flyway Baseline >>', NULL, 'flyway', 0, true);")
+    out = status(project, prod, db)
+    assert "2 applied, 1 pending, 0 unknown, 0 edited" in out, out
+    assert "  applied   1  create scores  (" in out and "below the baseline" in out
+    assert "  pending   2  add badges\n" in out  # not "older than the newest applied one"
+    ok(cli(project, "migrate", prod.url(db, OWNER)))
+    assert rows(prod, db, "SELECT version, type FROM flyway_schema_history ORDER BY "
+                          "installed_rank") == [("1.1", "BASELINE"), ("2", "SQL")]
+
+    env = dict(os.environ, APP_URL=prod.url(db), SCHEMASYNC_CACHE_DIR=str(cache_dir))
+    ok(run_schemasync(project, "refresh", env=env, timeout=180, secrets=[PASSWORD]))
+    assert "'BASELINE'" in (project / "base.sql").read_text()
+    out = ok(run_schemasync(project, "check", env=env, timeout=180, secrets=[PASSWORD]))
+    assert "no drift, migrations in sync (3 applied)" in out, out
+    pytester.makepyfile(test_t="""
+        def test_t(db):
+            got = db.execute("SELECT version, type FROM flyway_schema_history "
+                             "ORDER BY installed_rank").fetchall()
+            assert got == [("1.1", "BASELINE"), ("2", "SQL")]
+    """)
+    run_inner(pytester, cache_dir).assert_outcomes(passed=1)
+
+
 # --- golang-migrate --------------------------------------------------------------------------
 
 GOLANG = {
