@@ -9,16 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import SIMPLE_SCHEMA, make_project, output_of, run_inner
 
-TESTS = """
-import psycopg
-import pytest
-from sqlalchemy import create_engine, func, select
-from sqlalchemy.exc import IntegrityError, ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-
-DATABASES = []
-
+# The inner tests' table, as a model.
+MODEL = """
 
 class Base(DeclarativeBase):
     pass
@@ -28,7 +20,18 @@ class Item(Base):
     __tablename__ = "items"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str]
+"""
 
+TESTS = """
+import psycopg
+import pytest
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+DATABASES = []
+""" + MODEL + """
 
 def signup(session, name):
     # Code under test: it commits, as application code does.
@@ -122,17 +125,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pytest_schemasync.sqlalchemy_fixtures import joined_async_engine
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class Item(Base):
-    __tablename__ = "items"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str]
-
+""" + MODEL + """
 
 @pytest_asyncio.fixture
 async def asession(adb):
