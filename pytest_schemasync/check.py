@@ -132,9 +132,10 @@ def _refuse_same_server(manager: DatabaseManager, conn: psycopg.Connection[Any],
     ours = manager.server_admin.identifier()
     if ours is not None and ours == system_identifier(conn):
         raise ConfigError(
-            f"The production URL for set {schema_set.name!r} ({target.masked}) points at the "
-            f"same PostgreSQL server that holds the scratch test databases. Refusing, to avoid "
-            f"confusing the two: point it at production, or run tests on another server."
+            f"The {target.name or 'database'} URL for set {schema_set.name!r} ({target.masked}) "
+            f"points at the same PostgreSQL server that holds the scratch test databases. "
+            f"Refusing, to avoid confusing the two: point it at "
+            f"{target.name or 'another server'}, or run tests on another server."
         )
 
 
