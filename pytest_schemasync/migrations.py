@@ -595,9 +595,12 @@ def apply_pending(info: ServerInfo, psql: Path, migrations_dir: Path, root: Path
                 done = ", ".join(m.shown for m in ran) or "none"
                 how = "failed and was rolled back"
                 if not rules.style.transactional(migration.path.read_text(errors="replace")):
-                    how = ("failed outside a transaction (-- migrate:up transaction:false): "
-                           "the statements before the failing one stay applied; check the "
-                           "database, undo or finish them by hand, then migrate again")
+                    why = ("-- migrate:up transaction:false" if rules.style.name == "dbmate"
+                           else "it has a statement PostgreSQL refuses in one, such as CREATE "
+                                "INDEX CONCURRENTLY, so Flyway runs it without one")
+                    how = (f"failed outside a transaction ({why}): the statements before the "
+                           f"failing one stay applied; check the database, undo or finish "
+                           f"them by hand, then migrate again")
                 raise MigrationError(
                     f"Migration {migration.shown} {how}; its history row was not written "
                     f"(applied in this run before it: {done}).\n{exc}"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .names import sql_literal as _literal
+from .sqltext import split_statements
 
 STYLES = ("auto", "numbered", "dotted", "flyway", "timestamp", "dbmate", "golang-migrate")
 
@@ -108,7 +109,11 @@ class Style:
     def transactional(self, text: str) -> bool:
         """Whether the file runs in one transaction: dbmate runs an up section marked
         ``-- migrate:up transaction:false`` outside one (CREATE INDEX CONCURRENTLY, ALTER TYPE
-        ... ADD VALUE before PostgreSQL 12); every other file runs in one."""
+        ... ADD VALUE before PostgreSQL 12), Flyway a file with a statement PostgreSQL refuses
+        in one (its PostgreSQLParser's list); every other file runs in one."""
+        if self.name == "flyway":
+            return not any(_FLYWAY_NO_TRANSACTION.match(" ".join(s.text.upper().split()))
+                           for s in split_statements(text) if s.kind == "sql")
         if self.name != "dbmate":
             return True
         marker = re.search(r"^--\s*migrate:up(\s.*)?$", text, re.MULTILINE)
@@ -191,6 +196,11 @@ class Style:
                 f".\n--\n\nINSERT INTO public.{self.table} ({columns}) VALUES\n{values};\n")
 
 
+# Statements Flyway runs outside a transaction on PostgreSQL (ALTER TYPE ... ADD VALUE too,
+# before 12; from 12 on it runs in one, as here).
+_FLYWAY_NO_TRANSACTION = re.compile(
+    r"^((CREATE|DROP) (DATABASE|TABLESPACE|SUBSCRIPTION)|ALTER SYSTEM|(CREATE|DROP)( UNIQUE)? "
+    r"INDEX CONCURRENTLY|REINDEX( VERBOSE)? (SCHEMA|DATABASE|SYSTEM)|VACUUM|DISCARD ALL)\b")
 _NUMBERED = re.compile(r"^(?P<version>\d+)_(?P<slug>[A-Za-z0-9_\-]+)\.sql$")
 STYLE_TABLE: dict[str, Style] = {
     "numbered": Style("numbered", "schema_migrations", "NNN_description.sql (e.g. "

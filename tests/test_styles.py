@@ -254,6 +254,35 @@ def test_flyway_baseline_covers_the_files_below_it(
     run_inner(pytester, cache_dir).assert_outcomes(passed=1)
 
 
+def test_flyway_runs_concurrent_index_files_outside_a_transaction(
+        pytester: pytest.Pytester, prod: StandinProduction, cache_dir: Path) -> None:
+    """Flyway runs a file with CREATE INDEX CONCURRENTLY (or VACUUM, ALTER SYSTEM, ...)
+    without a transaction on PostgreSQL; builds and migrate do the same."""
+    files = {"V1__create_scores.sql": FLYWAY["V1__create_scores.sql"],
+             "V2__index.sql": "-- no lock on a busy table\nCREATE  INDEX\n  CONCURRENTLY "
+                              "scores_player ON public.scores (player_id);\n"}
+    project = project_with(pytester, files, None)
+    db = database(prod, project)
+    ok(cli(project, "migrate", prod.url(db, OWNER)))
+    assert rows(prod, db, "SELECT version, success FROM flyway_schema_history ORDER BY "
+                          "installed_rank") == [("1", True), ("2", True)]
+    assert rows(prod, db, "SELECT indisvalid FROM pg_index WHERE indexrelid = "
+                          "'scores_player'::regclass") == [(True,)]
+    path = project / "migrations" / "V3__broken.sql"
+    path.write_text("CREATE INDEX CONCURRENTLY scores_points ON public.scores (player_id);\n"
+                    "DROP INDEX CONCURRENTLY public.nowhere;\n")
+    refused(cli(project, "migrate", prod.url(db, OWNER)), f"{path}:2",
+            "failed outside a transaction (it has a statement PostgreSQL refuses in one")
+    assert relation_exists(prod, db, "scores_points")
+    path.unlink()
+    pytester.makepyfile(test_t="""
+        def test_t(db):
+            assert db.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = "
+                              "'scores_player'::regclass").fetchone()[0] is True
+    """)
+    run_inner(pytester, cache_dir).assert_outcomes(passed=1)
+
+
 # --- golang-migrate --------------------------------------------------------------------------
 
 GOLANG = {
