@@ -53,11 +53,16 @@ class SetCheck:
         if self.migrations is None:
             return []
         state = "in sync" if self.migrations.in_sync else "OUT OF SYNC"
-        return ["", f"Migration history (local files vs production schema_migrations): {state}",
+        side = self.target.name or "database"
+        return ["", f"Migration history (local files vs {side} schema_migrations): {state}",
                 self.migrations.render(), self.migrations.summary()]
 
     @property
     def refresh_hint(self) -> str:
+        if self.target.name != "production":  # check --env: the files follow production
+            side = self.target.name or "that database"
+            return (f"The files describe production: bring {side} up to date, or see how it "
+                    f"differs from production with schemasync diff {side} <production>.")
         return (f"If production changed on purpose, refresh the files: pytest --refresh-schema "
                 f"(or: schemasync refresh --set {self.schema_set.name}).")
 
@@ -72,7 +77,8 @@ class SetCheck:
             state = "no drift"
             if self.migrations is not None:
                 state += f", migrations in sync ({len(self.migrations.applied)} applied)"
-        line = (f"schema check {self.schema_set.name!r}: {state} against production "
+        side = self.target.name or "database"
+        line = (f"schema check {self.schema_set.name!r}: {state} against {side} "
                 f"PostgreSQL {self.result.production_version} at {self.target.masked} "
                 f"({self.seconds:.2f}s)")
         if not self.drift:
@@ -129,9 +135,10 @@ def _refuse_same_server(manager: DatabaseManager, conn: psycopg.Connection[Any],
     ours = manager.server_admin.identifier()
     if ours is not None and ours == system_identifier(conn):
         raise ConfigError(
-            f"The production URL for set {schema_set.name!r} ({target.masked}) points at the "
-            f"same PostgreSQL server that holds the scratch test databases. Refusing, to avoid "
-            f"confusing the two: point it at production, or run tests on another server."
+            f"The {target.name or 'database'} URL for set {schema_set.name!r} ({target.masked}) "
+            f"points at the same PostgreSQL server that holds the scratch test databases. "
+            f"Refusing, to avoid confusing the two: point it at "
+            f"{target.name or 'another server'}, or run tests on another server."
         )
 
 
@@ -163,13 +170,14 @@ def production_snapshot(
     except psycopg.Error as exc:
         if isinstance(exc, psycopg.errors.LockNotAvailable):
             advice = ("Another session held a lock on an object the check reads for longer "
-                      "than the check waits (10 s), e.g. a migration running in production; "
+                      f"than the check waits (10 s), e.g. a migration running in "
+                      f"{target.name or 'that database'}; "
                       "run the check again when it is done.")
         else:
             advice = ("The check needs a role that may read the system catalogs and SELECT "
                       "from public.schema_migrations; it never needs more.")
         raise ProductionError(mask_secrets(
-            f"Reading the catalog of production at {target.masked} failed: "
+            f"Reading the catalog of {target.described} failed: "
             f"{str(exc).strip()}. {advice}", target.secrets,
         )) from None
     finally:
@@ -177,9 +185,11 @@ def production_snapshot(
 
 
 def check_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSet,
-              environ: Mapping[str, str] | None = None) -> SetCheck | None:
-    """Compare one set with its production; None when no production is configured for it."""
-    target = resolve_production(settings, schema_set, environ)
+              environ: Mapping[str, str] | None = None,
+              target: ProductionTarget | None = None) -> SetCheck | None:
+    """Compare one set with its production (or with ``target``, a database the user named:
+    ``check --env staging``); None when no production is configured for it."""
+    target = target or resolve_production(settings, schema_set, environ)
     if target is None:
         return None
     started = time.perf_counter()
@@ -199,6 +209,8 @@ def check_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSe
         from .deparse import without_deparsed
 
         result = without_deparsed(manager, schema_set, result)
+    if target.name != "production":
+        result.sides = ("bundled", target.name or target.masked)
     migrations = None
     if schema_set.migrations is not None:
         rules = HistoryRules.of(schema_set)
@@ -210,7 +222,7 @@ def check_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSe
         files.append(f"{settings.shown(schema_set.migrations)}/*.sql")
     header = [
         ("schema set", schema_set.name),
-        ("production", f"PostgreSQL {production.server_version} at {target.masked} "
+        (target.name or "database", f"PostgreSQL {production.server_version} at {target.masked} "
                        f"(from {target.source}; read-only)"),
         ("bundled", f"PostgreSQL {bundled.server_version} scratch database built from: "
                     f"{', '.join(files) or '(no files)'}"),

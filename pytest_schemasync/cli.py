@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import dbprops
 from .config import OPTIONS, SchemaSet, Settings, build_settings, load_pyproject
@@ -15,6 +15,11 @@ from .errors import ConfigError, DriftError, ProductionError, SchemaSyncError
 from .masking import mask_dsn
 from .scratch import Scratch
 from .server import ServerKind, find_binaries, server_info_from_url
+
+if TYPE_CHECKING:
+    from .check import SetCheck
+    from .databases import DatabaseManager
+    from .production import ProductionTarget
 
 # Flags that only make sense inside a pytest run.
 _PYTEST_ONLY = {"check", "refresh", "check_json", "check_markdown"}
@@ -72,13 +77,41 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         # Imported once the server is up: psycopg then loads while it starts (Scratch).
         from .check import check_sets, write_outputs
 
-        checks = check_sets(scratch.manager, settings, args.set)
+        if args.env is not None:
+            checks = [_check_environment(scratch.manager, settings, args)]
+        else:
+            checks = check_sets(scratch.manager, settings, args.set)
         write_outputs(checks, args.json, args.markdown)
         for check in checks:
             print(check.status_line())
             if check.drift:
                 print(check.text())
         return DriftError.exit_code if any(c.drift for c in checks) else 0
+
+
+def _environment(settings: Settings, args: argparse.Namespace) -> ProductionTarget:
+    """The database ``--env NAME`` names (``[tool.schemasync.environments.NAME]``)."""
+    from .production import environment_target
+
+    if args.env not in settings.environments:
+        known = ", ".join(sorted(settings.environments)) or "none"
+        raise ConfigError(f"--env {args.env}: no such environment (configured: {known}); "
+                          f"add [tool.schemasync.environments.{args.env}] to pyproject.toml.")
+    return environment_target(settings.environments[args.env])
+
+
+def _check_environment(manager: DatabaseManager, settings: Settings,
+                       args: argparse.Namespace) -> SetCheck:
+    """``check --env NAME``: one set's bundled files against that environment's database."""
+    from .check import check_set
+
+    if args.set and len(args.set) > 1:
+        raise ConfigError(f"--env {args.env} names one database: check one set against it "
+                          f"(one --set, or none for the default set).")
+    schema_set = settings.schema_set(args.set[0] if args.set else None)
+    check = check_set(manager, settings, schema_set, target=_environment(settings, args))
+    assert check is not None  # a target was given
+    return check
 
 
 def _migrations_set(settings: Settings, name: str | None) -> SchemaSet:
@@ -99,7 +132,7 @@ def _migrations_set(settings: Settings, name: str | None) -> SchemaSet:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from .migrations import HistoryRules, compare_history, discover, read_history
-    from .production import ProductionTarget, connect_readonly, environment_target
+    from .production import ProductionTarget, connect_readonly
 
     schema_set = _migrations_set(settings, args.set)
     assert schema_set.migrations is not None
@@ -109,14 +142,10 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     if args.env is not None:
         if args.url or args.url_env:
             raise ConfigError("Name the database once: --env, a URL or --url-env.")
-        if args.env not in settings.environments:
-            known = ", ".join(sorted(settings.environments)) or "none"
-            raise ConfigError(f"--env {args.env}: no such environment (configured: {known}); "
-                              f"add [tool.schemasync.environments.{args.env}] to pyproject.toml.")
-        target = environment_target(settings.environments[args.env])
+        target = _environment(settings, args)
     else:
         target = ProductionTarget(server_info_from_url(_url(args), kind=ServerKind.TARGET),
-                                  "command line")
+                                  "command line", "")
     with connect_readonly(target, settings.connect_timeout) as conn:
         history = read_history(conn, rules.style, denied=ProductionError)
     status = compare_history(local, history, rules)
@@ -207,7 +236,7 @@ def cmd_dump(args: argparse.Namespace, settings: Settings) -> int:
     from .swap import recover, replace_files
 
     target = ProductionTarget(server_info_from_url(_url(args), kind=ServerKind.SOURCE),
-                              "command line")
+                              "command line", "")
     with connect_readonly(target, settings.connect_timeout) as conn:
         major = conn.info.server_version // 10000
         database = dbprops.describe(dbprops.read(conn, major))  # SELECTs, read-only
@@ -312,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
                                               "(exit 10 on drift, 11 when production "
                                               "cannot be reached)")
     check.add_argument("--set", action="append", help="only this schema set (repeatable)")
+    check.add_argument("--env", help="check against this database of "
+                                     "[tool.schemasync.environments] instead of the set's "
+                                     "production (one set)")
     _output_arguments(check)
     check.set_defaults(handler=cmd_check)
 

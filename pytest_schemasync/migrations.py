@@ -39,6 +39,7 @@ class Migration:
     path: Path
     checksum: str  # sha256 of the file's bytes (Flyway: its CRC32), as the history records it
     repeatable: bool = False  # Flyway's R__ files: run again whenever they change
+    order: tuple[int, ...] | None = None  # the style's key (Flyway: 1.0 is 1), if not numeric
 
     @property
     def number(self) -> int:
@@ -46,7 +47,7 @@ class Migration:
 
     @property
     def key(self) -> tuple[int, ...]:
-        return version_key(self.version)
+        return self.order if self.order is not None else version_key(self.version)
 
     @property
     def stem(self) -> str:
@@ -81,7 +82,8 @@ def discover(folder: Path, origin: str = "configuration",
         if parsed is None:
             continue
         migration = Migration(parsed.version, parsed.description, path,
-                              style.checksum(path.read_bytes()), parsed.repeatable)
+                              style.checksum(path.read_bytes()), parsed.repeatable,
+                              style.key(parsed.version))
         if migration.repeatable:
             repeatable[migration.description] = migration
             continue
@@ -95,12 +97,13 @@ def discover(folder: Path, origin: str = "configuration",
     return [found[k] for k in sorted(found)] + [repeatable[d] for d in sorted(repeatable)]
 
 
-def select_before(migrations: list[Migration], before: str | None) -> list[Migration]:
+def select_before(migrations: list[Migration], before: str | None,
+                  style: Style = NUMBERED) -> list[Migration]:
     """The migrations strictly older than ``before`` (all of them when None; repeatables,
     which run after every versioned one, only then)."""
     if before is None:
         return migrations
-    limit = version_key(before)
+    limit = style.key(before)
     if not limit:
         raise MigrationError(f"before={before!r} is not a migration version number.")
     if not any(m.key == limit for m in migrations if not m.repeatable):
@@ -267,15 +270,19 @@ def run_migration(target: InstallTarget, migration: Migration, *, script_path: s
                   set_name: str, origin: str, action: str | None = None,
                   text: str | None = None, shown: str | None = None,
                   progress: Progress | None = None) -> None:
-    """Apply one migration file and its history row in one transaction. ``text`` replaces
-    the file's text (a rewrite with the same lines, e.g. a build's role rewrites) and
-    ``shown`` is then the file as written, for error messages."""
+    """Apply one migration file and its history row in one transaction (a dbmate file marked
+    ``transaction:false``: statement by statement, then its row, as dbmate does). ``text``
+    replaces the file's text (a rewrite with the same lines, e.g. a build's role rewrites)
+    and ``shown`` is then the file as written, for error messages."""
     if text is None:
         text = read_schema_file(migration.path, origin)
-    text = transaction_body(rules.style.body(text), migration.path)
+    atomic = rules.style.transactional(text)
+    text = rules.style.body(text)
+    if atomic:
+        text = transaction_body(text, migration.path)
     prelude, epilogue = recording_sql(migration, script_path, applied_by, rules, known)
     run_sql(target, migration.path, text, set_name=set_name, origin=origin,
-            single_transaction=True, prelude=prelude, epilogue=epilogue, action=action,
+            single_transaction=atomic, prelude=prelude, epilogue=epilogue, action=action,
             shown=shown, progress=progress)
 
 
@@ -397,9 +404,11 @@ class MigrationStatus:
                          f"before the first migration; not a migration)")
         for migration, applied in self.applied:
             notes = [f"{applied.applied_at} by {applied.applied_by}"] if applied.applied_at else []
-            if applied.version != migration.version:
+            if applied.version != migration.version and applied.kind != "BASELINE":
                 notes.append(f"recorded as {applied.version}")
-            if not applied.has_checksum and self.checksums:
+            if applied.kind == "BASELINE":
+                notes.append("below the baseline: Flyway never runs it")
+            elif not applied.has_checksum and self.checksums:
                 notes.append("no checksum recorded")
             lines.append(f"  applied   {migration.shown}  {migration.description}"
                          + (f"  ({'; '.join(notes)})" if notes else ""))
@@ -442,12 +451,17 @@ def compare_history(local: list[Migration], history: list[AppliedMigration] | No
         (status.baseline if rules.is_baseline(applied.version, stems, applied.kind)
          else rows).append(applied)
     claimed: set[int] = set()
+    below = _flyway_baseline(status.baseline, rules)
     for migration in local:
         mine = [k for k, a in enumerate(rows) if rules.matches(migration, a)]
         claimed.update(mine)
         failed = [rows[k] for k in mine if rows[k].failed]
         if failed:
             status.failed.extend(failed)
+            continue
+        if not mine and below is not None and not migration.repeatable \
+                and migration.key <= (rules.row_key(below) or ()):
+            status.applied.append((migration, below))  # Flyway's "below baseline"
             continue
         if not mine:
             status.pending.append(migration)
@@ -469,6 +483,13 @@ def compare_history(local: list[Migration], history: list[AppliedMigration] | No
     status.unknown = [a for k, a in enumerate(rows) if k not in claimed]
     status.unchecked = [a for a in rows if not a.has_checksum]
     return status
+
+
+def _flyway_baseline(baseline: list[AppliedMigration],
+                     rules: HistoryRules) -> AppliedMigration | None:
+    """Flyway's newest BASELINE row: it never runs the files at or below its version."""
+    rows = [a for a in baseline if a.kind == "BASELINE" and rules.row_key(a) is not None]
+    return max(rows, key=lambda a: rules.row_key(a) or (), default=None)
 
 
 def _expanded(history: list[AppliedMigration], local: list[Migration],
@@ -497,7 +518,7 @@ def unrecorded(migrations: list[Migration], history: list[AppliedMigration],
         raise MigrationError(edited_message(migration, applied, where))
     recorded = [a for _, a in status.applied] + status.unknown
     keys = {a.version: rules.row_key(a) or () for a in recorded}
-    if before is not None and any(k >= version_key(before) for k in keys.values()):
+    if before is not None and any(k >= rules.style.key(before) for k in keys.values()):
         newest = max(recorded, key=lambda a: keys[a.version])
         raise MigrationError(
             f"before={before!r} asks for a database without migration {before}, but {where} "
@@ -572,9 +593,17 @@ def apply_pending(info: ServerInfo, psql: Path, migrations_dir: Path, root: Path
                               action=f"Migration {migration.shown} of set {set_name!r}")
             except SchemaSyncError as exc:
                 done = ", ".join(m.shown for m in ran) or "none"
+                how = "failed and was rolled back"
+                if not rules.style.transactional(migration.path.read_text(errors="replace")):
+                    why = ("-- migrate:up transaction:false" if rules.style.name == "dbmate"
+                           else "it has a statement PostgreSQL refuses in one, such as CREATE "
+                                "INDEX CONCURRENTLY, so Flyway runs it without one")
+                    how = (f"failed outside a transaction ({why}): the statements before the "
+                           f"failing one stay applied; check the database, undo or finish "
+                           f"them by hand, then migrate again")
                 raise MigrationError(
-                    f"Migration {migration.shown} failed and was rolled back; its history "
-                    f"row was not written (applied in this run before it: {done}).\n{exc}"
+                    f"Migration {migration.shown} {how}; its history row was not written "
+                    f"(applied in this run before it: {done}).\n{exc}"
                 ) from None
             ran.append(migration)
         return status, ran

@@ -36,6 +36,12 @@ DOTENV_KEYS = {
 class ProductionTarget:
     info: ServerInfo
     source: str  # where the target was named, e.g. "env GAMEFORGE_PRODUCTION_URL"
+    name: str = "production"  # the side as the user named it (``diff dev``); "" for a URL
+
+    @property
+    def described(self) -> str:
+        """How messages name the database: "production at URL", "dev at URL", or the URL."""
+        return f"{self.name} at {self.masked}" if self.name else self.masked
 
     @property
     def dbname(self) -> str:
@@ -50,18 +56,18 @@ class ProductionTarget:
         return (self.info.password,) if self.info.password else ()
 
 
-def _from_dotenv(path: Path, origin: str) -> ServerInfo:
+def _from_dotenv(path: Path, origin: str, side: str = "production") -> ServerInfo:
     if not path.is_file():
+        fix = "remove production-dotenv" if side == "production" else "fix the name"
         raise ConfigError(
-            f"The production dotenv file {path} does not exist (named at {origin}). Create it "
-            f"with DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD (and DB_SSL_MODE), or remove "
-            f"production-dotenv."
+            f"The {side} dotenv file {path} does not exist (named at {origin}). Create it "
+            f"with DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD (and DB_SSL_MODE), or {fix}."
         )
     values = {k: v for k, v in dotenv_values(path).items() if v is not None}
     parts = {DOTENV_KEYS[k]: v for k, v in values.items() if k in DOTENV_KEYS}
     missing = [k for k in ("DB_HOST", "DB_NAME", "DB_USER") if k not in values]
     if missing:
-        raise ConfigError(f"{path}: missing {', '.join(missing)} (needed to reach production).")
+        raise ConfigError(f"{path}: missing {', '.join(missing)} (needed to reach {side}).")
     info = server_info_from_url(psycopg.conninfo.make_conninfo(**parts), kind=_PRODUCTION)
     return info
 
@@ -104,15 +110,16 @@ def environment_target(environment: Environment,
     """The database a ``[tool.schemasync.environments.NAME]`` table names."""
     environ = os.environ if environ is None else environ
     if environment.dotenv is not None:
-        return ProductionTarget(_from_dotenv(environment.dotenv, environment.origin),
+        return ProductionTarget(_from_dotenv(environment.dotenv, environment.origin,
+                                             f"environment {environment.name!r}"),
                                 f"environment {environment.name} (file "
-                                f"{environment.dotenv.name})")
+                                f"{environment.dotenv.name})", environment.name)
     var = environment.url_env or ""
     if not environ.get(var):
         raise ConfigError(f"Environment {environment.name!r} ({environment.origin}) reads its "
                           f"URL from ${var}, which is not set. Export it.")
     return ProductionTarget(server_info_from_url(environ[var], kind=_PRODUCTION),
-                            f"environment {environment.name} (env {var})")
+                            f"environment {environment.name} (env {var})", environment.name)
 
 
 def named_target(spec: str, settings: Settings, cwd: Path,
@@ -127,12 +134,14 @@ def named_target(spec: str, settings: Settings, cwd: Path,
         if not environ.get(var):
             raise ConfigError(f"{spec}: the environment variable {var} is not set.")
         return ProductionTarget(server_info_from_url(environ[var], kind=_PRODUCTION),
-                                f"env {var}")
+                                f"env {var}", spec)
     if re.match(r"^postgres(ql)?://", spec) or "=" in spec:
-        return ProductionTarget(server_info_from_url(spec, kind=_PRODUCTION), "command line")
+        return ProductionTarget(server_info_from_url(spec, kind=_PRODUCTION), "command line",
+                                "")
     path = (cwd / spec) if not Path(spec).is_absolute() else Path(spec)
     if path.is_file():
-        return ProductionTarget(_from_dotenv(path, "the command line"), f"file {path.name}")
+        return ProductionTarget(_from_dotenv(path, "the command line", spec),
+                                f"file {path.name}", spec)
     known = ", ".join(sorted(settings.environments)) or "none configured"
     raise ConfigError(
         f"{spec!r} is not an environment (configured: {known}), a postgresql:// URL, "
@@ -149,7 +158,7 @@ def _classify(exc: psycopg.OperationalError, target: ProductionTarget, timeout: 
     low = re.sub(r'"[^"]*"', '""', text.lower())
     if "password authentication failed" in low or "no password supplied" in low:
         what = "the server refused the credentials (wrong user or password)"
-        todo = "check the user and password in the production settings"
+        todo = "check the user and password where they are set"
     elif "no pg_hba.conf entry" in low and "no encryption" in low:
         what = ("the server refused a connection without SSL from this host for this user "
                 "and database (pg_hba.conf); it probably accepts SSL connections only")
@@ -172,9 +181,9 @@ def _classify(exc: psycopg.OperationalError, target: ProductionTarget, timeout: 
         todo = "check host and port, and that the server is up"
     else:
         what = "the connection failed"
-        todo = "check the production settings"
+        todo = "check the connection settings"
     return mask_secrets(
-        f"Cannot reach production at {target.masked} (from {target.source}): {what}; {todo}. "
+        f"Cannot reach {target.described} (from {target.source}): {what}; {todo}. "
         f"Server said: {text}", target.secrets,
     )
 
@@ -192,8 +201,8 @@ def connect_readonly(target: ProductionTarget, timeout: int = 5) -> psycopg.Conn
     if not row or row[0] != "on":
         conn.close()
         raise ProductionError(
-            f"Production at {target.masked} did not accept default_transaction_read_only=on; "
-            f"refusing to go on (a pooler may strip startup options: connect directly)."
+            f"The server of {target.described} did not accept default_transaction_read_only="
+            f"on; refusing to go on (a pooler may strip startup options: connect directly)."
         )
     return conn
 

@@ -23,6 +23,7 @@ import pytest
 if TYPE_CHECKING:
     import psycopg
     import sqlalchemy
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 def joined_engine(conn: psycopg.Connection[Any]) -> sqlalchemy.Engine:
@@ -33,6 +34,25 @@ def joined_engine(conn: psycopg.Connection[Any]) -> sqlalchemy.Engine:
     engine = create_engine("postgresql+psycopg://", creator=lambda: conn,
                            poolclass=StaticPool, pool_reset_on_return=None)
     engine.dialect.do_rollback = lambda dbapi_connection: None  # type: ignore[method-assign]
+    return engine
+
+
+def joined_async_engine(conn: psycopg.AsyncConnection[Any]) -> AsyncEngine:
+    """An asyncio engine whose one connection is ``conn`` (``adb``), in the transaction its
+    owner runs: ``AsyncSession(bind=...)`` cannot take a raw psycopg ``AsyncConnection``, but
+    an engine's ``async_creator`` can. Make one per test (``adb`` is), in the test's loop;
+    never dispose of it (that would close ``adb``, which is the fixture's to close)."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import StaticPool
+
+    async def creator() -> psycopg.AsyncConnection[Any]:
+        return conn
+
+    engine = create_async_engine("postgresql+psycopg://", async_creator=creator,
+                                 poolclass=StaticPool, pool_reset_on_return=None)
+    # The rollback SQLAlchemy sends when its transaction or connection ends is adb's to do.
+    engine.sync_engine.dialect.do_rollback = (  # type: ignore[method-assign]
+        lambda dbapi_connection: None)
     return engine
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .names import sql_literal as _literal
+from .sqltext import split_statements
 
 STYLES = ("auto", "numbered", "dotted", "flyway", "timestamp", "dbmate", "golang-migrate")
 
@@ -21,6 +22,15 @@ STYLES = ("auto", "numbered", "dotted", "flyway", "timestamp", "dbmate", "golang
 def version_key(version: str) -> tuple[int, ...]:
     """Order of a version by its numeric parts: 1.10 after 1.9, 03.04.00_50 after 03.04.00_1."""
     return tuple(int(part) for part in re.findall(r"\d+", version))
+
+
+def flyway_key(version: str) -> tuple[int, ...]:
+    """Flyway's order and equality (its MigrationVersion): parts split on ``.`` or ``_``,
+    compared as numbers, trailing zero parts ignored: 1 = 1.0 = 1.0.0 = 01, 1_1 = 1.1."""
+    key = version_key(version)
+    while len(key) > 1 and key[-1] == 0:
+        key = key[:-1]
+    return key
 
 
 def flyway_checksum(data: bytes) -> str:
@@ -70,12 +80,16 @@ class Style:
             return flyway_checksum(data)
         return hashlib.sha256(data).hexdigest()
 
+    def key(self, version: str) -> tuple[int, ...]:
+        """The order of a version; equal keys are the same version."""
+        return flyway_key(version) if self.name == "flyway" else version_key(version)
+
     def row_key(self, version: str) -> tuple[int, ...] | None:
         """The numeric key of a history row's version (None: not a version of this style)."""
         pattern = (r"^\d+(?:\.\d+)+(?:_\d+)?(?=_|$)" if self.name == "dotted"
-                   else r"^\d+(?:\.\d+)*" if self.name == "flyway" else r"^\d+(?=_|$)")
+                   else r"^\d+(?:[._]\d+)*" if self.name == "flyway" else r"^\d+(?=_|$)")
         match = re.match(pattern, version)
-        return version_key(match[0]) if match else None
+        return self.key(match[0]) if match else None
 
     def body(self, text: str) -> str:
         """The part of a file that runs: dbmate's ``-- migrate:up`` section (other lines
@@ -91,6 +105,19 @@ class Style:
             elif not keep:
                 lines[k] = ""
         return "\n".join(lines)
+
+    def transactional(self, text: str) -> bool:
+        """Whether the file runs in one transaction: dbmate runs an up section marked
+        ``-- migrate:up transaction:false`` outside one (CREATE INDEX CONCURRENTLY, ALTER TYPE
+        ... ADD VALUE before PostgreSQL 12), Flyway a file with a statement PostgreSQL refuses
+        in one (its PostgreSQLParser's list); every other file runs in one."""
+        if self.name == "flyway":
+            return not any(_FLYWAY_NO_TRANSACTION.match(" ".join(s.text.upper().split()))
+                           for s in split_statements(text) if s.kind == "sql")
+        if self.name != "dbmate":
+            return True
+        marker = re.search(r"^--\s*migrate:up(\s.*)?$", text, re.MULTILINE)
+        return not (marker and "transaction:false" in (marker[1] or "").split())
 
     # --- the tool's history table ---------------------------------------------------
 
@@ -169,6 +196,11 @@ class Style:
                 f".\n--\n\nINSERT INTO public.{self.table} ({columns}) VALUES\n{values};\n")
 
 
+# Statements Flyway runs outside a transaction on PostgreSQL (ALTER TYPE ... ADD VALUE too,
+# before 12; from 12 on it runs in one, as here).
+_FLYWAY_NO_TRANSACTION = re.compile(
+    r"^((CREATE|DROP) (DATABASE|TABLESPACE|SUBSCRIPTION)|ALTER SYSTEM|(CREATE|DROP)( UNIQUE)? "
+    r"INDEX CONCURRENTLY|REINDEX( VERBOSE)? (SCHEMA|DATABASE|SYSTEM)|VACUUM|DISCARD ALL)\b")
 _NUMBERED = re.compile(r"^(?P<version>\d+)_(?P<slug>[A-Za-z0-9_\-]+)\.sql$")
 STYLE_TABLE: dict[str, Style] = {
     "numbered": Style("numbered", "schema_migrations", "NNN_description.sql (e.g. "

@@ -80,9 +80,10 @@ class BuildPlan:
     def for_set(cls, schema_set: SchemaSet, before: str | None = None) -> BuildPlan:
         migrations: list[Migration] = []
         if schema_set.migrations is not None:
+            style = HistoryRules.of(schema_set).style
             migrations = discover(schema_set.migrations, schema_set.origin(schema_set.migrations),
-                                  HistoryRules.of(schema_set).style)
-            migrations = select_before(migrations, before)
+                                  style)
+            migrations = select_before(migrations, before, style)
         elif before is not None:
             raise ConfigError(
                 f"Schema set {schema_set.name!r} has no migrations folder, so before={before!r} "

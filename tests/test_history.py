@@ -458,8 +458,49 @@ def test_diff_honours_db_ssl_mode(pytester: pytest.Pytester, prod: StandinProduc
     source = team_project(pytester)
     dev = deployed_by_the_team(prod, source)
     project = environments_project(pytester, prod, dev, dev, sslmode="require")
-    refused(cli(project, "diff", "dev", ".env.database"), "Cannot reach production", "SSL",
-            code=11)
+    # Each side is named as the user named it, never "production".
+    err = refused(cli(project, "diff", "dev", ".env.database"), "Cannot reach dev at "
+                  f"postgresql://{READER}:****@127.0.0.1:", "(from environment dev (file "
+                  ".env.database))", "SSL", code=11)
+    assert "production" not in err.lower()
+    err = refused(cli(project, "diff", ".env.database", "dev"), "Cannot reach .env.database "
+                  f"at postgresql://{READER}:****@", code=11)
+    assert "production" not in err.lower()
+    url = prod.url(dev, READER, sslmode="require")
+    err = refused(cli(project, "diff", url, "dev"), f"Cannot reach postgresql://{READER}:****@",
+                  "(from command line)", code=11)
+    assert "production" not in err.lower()
+    (project / ".env.broken").write_text("DB_HOST=127.0.0.1\nDB_USER=x\n")
+    err = refused(cli(project, "diff", ".env.broken", "dev"), "missing DB_NAME (needed to "
+                  "reach .env.broken)")
+    assert "production" not in err.lower()
+
+
+def test_check_against_a_named_environment(pytester: pytest.Pytester, prod: StandinProduction,
+                                           cache_dir: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """``check --env NAME``: the bundled files against that environment's database instead
+    of the set's production, reported under the environment's name."""
+    source = team_project(pytester)
+    dev = deployed_by_the_team(prod, source)
+    project = environments_project(pytester, prod, dev, dev)
+    monkeypatch.setenv("SCHEMASYNC_CACHE_DIR", str(cache_dir))
+    out = ok(cli(project, "check", "--env", "dev"))
+    assert "schema check 'game': no drift, migrations in sync (4 applied) against dev " \
+           "PostgreSQL" in out, out
+    prod.execute(dev, "ALTER TABLE public.players ADD COLUMN nickname text")
+    xid = next_xid(prod)
+    out = ok(cli(project, "check", "--env", "dev", "--set", "game"), code=10)
+    assert "missing column public.players.nickname" in out
+    assert "+++ dev" in out and re.search(r"^ +dev +PostgreSQL .*from environment dev", out,
+                                          re.MULTILINE), out
+    assert "refresh the files" not in out and "schemasync diff dev" in out
+    assert "Migration history (local files vs dev schema_migrations): in sync" in out
+    assert next_xid(prod) == xid  # read-only
+    refused(cli(project, "check", "--env", "staging"), "--env staging: no such environment "
+            "(configured: dev, prod)")
+    refused(cli(project, "check", "--env", "dev", "--set", "game", "--set", "game"),
+            "--env dev names one database")
 
 
 # --- the example project's gameforge set, end to end --------------------------------------------

@@ -9,16 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import SIMPLE_SCHEMA, make_project, output_of, run_inner
 
-TESTS = """
-import psycopg
-import pytest
-from sqlalchemy import create_engine, func, select
-from sqlalchemy.exc import IntegrityError, ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-
-DATABASES = []
-
+# The inner tests' table, as a model.
+MODEL = """
 
 class Base(DeclarativeBase):
     pass
@@ -28,7 +20,18 @@ class Item(Base):
     __tablename__ = "items"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str]
+"""
 
+TESTS = """
+import psycopg
+import pytest
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+DATABASES = []
+""" + MODEL + """
 
 def signup(session, name):
     # Code under test: it commits, as application code does.
@@ -111,3 +114,67 @@ def test_sqlalchemy_recipes(pytester: pytest.Pytester, cache_dir: Path) -> None:
     out = output_of(result)
     assert out.count("ended the transaction of the `db` fixture (COMMIT)") == 1
     assert "test_5_a_commit_sent_as_sql_is_caught ended the transaction" in out
+
+
+ASYNC_SESSION_TESTS = """
+import pytest
+import pytest_asyncio
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from pytest_schemasync.sqlalchemy_fixtures import joined_async_engine
+""" + MODEL + """
+
+@pytest_asyncio.fixture
+async def asession(adb):
+    async with joined_async_engine(adb).connect() as connection:
+        await connection.begin()
+        async with AsyncSession(connection, join_transaction_mode="create_savepoint") as s:
+            yield s
+
+
+async def names(adb):
+    cur = await adb.execute("SELECT name FROM items ORDER BY id")
+    return [r[0] for r in await cur.fetchall()]
+
+
+@pytest.mark.asyncio
+async def test_1_async_session_commits_inside_adb(asession, adb):
+    asession.add(Item(name="alice"))
+    await asession.commit()  # releases a savepoint
+    assert await names(adb) == ["seed", "alice"]  # one transaction: adb sees it
+    asession.add(Item(name="seed"))
+    with pytest.raises(IntegrityError):
+        await asession.commit()  # fails, and takes only its savepoint with it
+    await asession.rollback()
+    got = await asession.scalars(select(Item.name).order_by(Item.id))
+    assert got.all() == ["seed", "alice"]
+
+
+@pytest.mark.asyncio
+async def test_2_nothing_of_test_1_is_left(asession, adb):
+    assert (await asession.scalars(select(Item.name))).all() == ["seed"]
+    connection = await asession.connection()
+    with pytest.raises(ProgrammingError, match="commit"):
+        await connection.commit()  # adb's transaction is not SQLAlchemy's to end
+
+
+@pytest.mark.asyncio
+async def test_3_pristine(adb):
+    assert await names(adb) == ["seed"]
+"""
+
+
+def test_async_session_joined_to_adb(pytester: pytest.Pytester, cache_dir: Path) -> None:
+    """The README's AsyncSession recipe: an engine on adb's own connection
+    (``joined_async_engine``), a session in create_savepoint mode, the test still rolled
+    back; no warning (an unclosed or garbage-collected connection would be one)."""
+    make_project(pytester, sets={"default": {"files": ["schema.sql"]}},
+                 files={"schema.sql": SIMPLE_SCHEMA},
+                 ini={"asyncio_default_fixture_loop_scope": "function"})
+    pytester.makepyfile(test_sa=ASYNC_SESSION_TESTS)
+    result = run_inner(pytester, cache_dir, "-v", "-W", "error")
+    result.assert_outcomes(passed=3)
+    assert "ended the transaction" not in output_of(result)
