@@ -200,8 +200,8 @@ class TemplateStore:
         guard = ClusterGuard(admin.conn, admin.server.user, build)
         subject = self._subject(plan)
         try:
+            guard.snapshot(roles.used())  # roles.create() makes roles the build may own
             roles.create()
-            guard.snapshot(roles.used())
             for index, path in enumerate(plan.files, 1):
                 run_sql(target, path, roles.text(path), shown=roles.original(path),
                         set_name=schema_set.name, origin=schema_set.origin(path),
