@@ -124,6 +124,8 @@ class ClusterGuard:
         self.conn.execute("SELECT pg_advisory_lock(%s, %s)", ROLES_LOCK)
         try:
             self.before = read_state(self.conn, self._authid)
+        except psycopg.errors.InsufficientPrivilege:
+            self.before = None  # a server user that may not read them cannot change them
         finally:
             self.conn.execute("SELECT pg_advisory_unlock(%s, %s)", ROLES_LOCK)
 
