@@ -125,7 +125,7 @@ class ClusterGuard:
         try:
             self.before = read_state(self.conn, self._authid)
         except psycopg.errors.InsufficientPrivilege:
-            self.before = None  # a server user that may not read them cannot change them
+            self.before = None  # nothing to compare with: no audit on this server
         finally:
             self.conn.execute("SELECT pg_advisory_unlock(%s, %s)", ROLES_LOCK)
 
@@ -398,7 +398,8 @@ class _Audit:
 
 
 def _diff(labels: tuple[str, ...], old: list[Any], new: list[Any]) -> str:
-    parts = [f"{label} {json.dumps(a)} -> {json.dumps(b)}"
+    parts = [f"{label} changed" if label == "password" else  # never shown, even hashed
+             f"{label} {json.dumps(a)} -> {json.dumps(b)}"
              for label, a, b in zip(labels, old, new, strict=False) if a != b]
     return "; ".join(parts)
 

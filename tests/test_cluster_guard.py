@@ -15,6 +15,7 @@ from conftest import built_templates, cluster_connection, make_project, output_o
 from pytest_schemasync.config import build_settings
 from pytest_schemasync.errors import SchemaSyncError
 from pytest_schemasync.scratch import Scratch
+from pytest_schemasync.standin import OWNER, READER, StandinProduction
 
 PWNED = "/tmp/schemasync-guard-pwned"
 OTHER_ROLE = "other_projects_role"
@@ -170,3 +171,40 @@ def _restore(admin: psycopg.Connection[Any], superuser: str) -> None:
     admin.execute("ALTER SYSTEM RESET ALL")
     admin.execute("SELECT pg_reload_conf()")
     admin.execute("DROP DATABASE IF EXISTS made_by_dblink")
+
+
+EXISTING_SERVER_FILE = f"""\
+CREATE TABLE t (id int);
+DO $$ BEGIN
+  EXECUTE 'ALTER ROLE ' || current_user || ' SET work_mem = ''1MB''';
+  EXECUTE 'ALTER ROLE ' || '{READER} PASSWORD ''pwned'' CONNECTION LIMIT 2';
+END $$;
+"""
+
+
+def test_on_an_existing_server_a_changed_role_is_restored(pytester: pytest.Pytester,
+                                                           cache_dir: Path) -> None:
+    """A server someone else runs (the stand-in, TCP and passwords): the build's superuser
+    and a role it did not create are put back, password included, and never printed."""
+    with StandinProduction() as server:
+        url = server.url("postgres", OWNER)
+        make_project(pytester, files={"schema.sql": EXISTING_SERVER_FILE},
+                     pyproject='[tool.schemasync.sets.s]\nfiles = ["schema.sql"]\n')
+        pytester.makepyfile(test_t="def test_t(db):\n    pass\n")
+        result = run_inner(pytester, cache_dir, f"--schemasync-server-url={url}")
+        out = output_of(result)
+        assert result.ret != 0, out
+        assert (f"settings of role {OWNER} (the plugin's own superuser): work_mem=1MB (was "
+                "none) [reverted]") in out, out
+        assert (f"attributes of role {READER}: connection_limit -1 -> 2; password changed "
+                "[reverted]") in out, out
+        assert "SCRAM-SHA-256$" not in out and "pwned" not in out
+        # the reader logs in with its own password again; the owner's sessions are as before
+        with psycopg.connect(server.info("postgres", READER).conninfo()) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == (READER,)
+        with psycopg.connect(server.info("postgres", OWNER).conninfo()) as conn:
+            assert conn.execute("SHOW work_mem").fetchone() == ("4MB",)
+        # and a build without the DO block works on the same server
+        (pytester.path / "schema.sql").write_text("CREATE TABLE t (id int);\n")
+        run_inner(pytester, cache_dir, f"--schemasync-server-url={url}").assert_outcomes(
+            passed=1)
