@@ -112,6 +112,7 @@ class ClusterGuard:
     conn: psycopg.Connection[Any]
     superuser: str  # the role the plugin builds with
     build: str  # the build database (the build may do anything to it)
+    owned: bool = True  # the embedded cluster (not a server others use)
     used: set[str] = field(default_factory=set)  # roles the set's files or roles key use
     before: State | None = None
     _authid: bool = False
@@ -133,7 +134,7 @@ class ClusterGuard:
         if self.before is None:
             return []
         after = read_state(self.conn, self._authid)
-        audit = _Audit(self.before, after, self.superuser, self.build, self.used)
+        audit = _Audit(self.before, after, self.superuser, self.build, self.used, self.owned)
         return audit.run()
 
     def check(self, subject: str) -> None:
@@ -195,6 +196,7 @@ class _Audit:
     superuser: str
     build: str
     used: set[str]
+    owned: bool  # the embedded cluster: nobody but our sessions uses it
     found: list[Change] = field(default_factory=list)
 
     def run(self) -> list[Change]:
@@ -211,8 +213,10 @@ class _Audit:
         before, after = self.before.databases, self.after.databases
         for oid, row in after.items():
             if oid not in before and not row[0].startswith(_OURS):
-                self.found.append(Change(f"database {row[0]} was created", [sql.SQL(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(row[0]))]))
+                # On a server others use it may be theirs, made meanwhile: never dropped there.
+                drop = [sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(row[0]))] if self.owned else []
+                self.found.append(Change(f"database {row[0]} was created", drop))
         for oid, old in before.items():
             name = old[0]
             if name == self.build or name.startswith(_SESSION):

@@ -197,7 +197,8 @@ class TemplateStore:
             shown = str(self.settings.shown(path))
             return progress.file(shown, index, count, what) if progress is not None else None
 
-        guard = ClusterGuard(admin.conn, admin.server.user, build)
+        guard = ClusterGuard(admin.conn, admin.server.user, build,
+                             owned=admin.server.kind == ServerKind.EMBEDDED)
         subject = self._subject(plan)
         try:
             guard.snapshot(roles.used())  # roles.create() makes roles the build may own
