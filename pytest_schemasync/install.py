@@ -189,21 +189,79 @@ _PORTABLE_DATABASE = (
     "Remove the line, or keep production-only statements in a file the set does not list")
 
 
-def refuse_cluster_statements(path: Path, text: str, superuser: str) -> None:
+def refuse_cluster_statements(path: Path, text: str, superuser: str,
+                              hazards: dict[str, str] | None = None) -> None:
     """Refuse, before anything runs, statements that act on the cluster or the server's host
-    rather than on the scratch database (see README "What a build may not do")."""
+    rather than on the scratch database (see README "What a build may not do").
+
+    ``hazards`` (function name -> what it does), shared across a build's files, holds the
+    functions whose bodies would be refused: defining one is fine, calling it in the build
+    (SELECT f(), a trigger, a DO block) is refused like the statement in its body."""
+    hazards = {} if hazards is None else hazards
     for piece in pieces(text):
-        if not _may_act_on_cluster(piece):
-            continue
         statement = piece.statement
-        toks = piece.toks
-        reason = _cluster_reason(toks, superuser)
+        if piece.head[0] == "create" and (piece.head[1] in ("function", "procedure") or (
+                piece.head[1] == "or" and _DEFINES_FUNCTION.search(piece.lower))):
+            _note_hazard(path, piece, superuser, hazards)
+            continue
+        reason = _hazard_call(piece, hazards) if hazards else None
+        if reason is None and _may_act_on_cluster(piece):
+            reason = _cluster_reason(piece.toks, superuser)
         if reason is not None:
             tok, why = reason
             line = statement.start_line + statement.text.count("\n", 0, tok.start)
             first = statement.text.splitlines()[0].strip()
             raise SchemaFileError(
                 f"{path}:{line}: refused before the build ran: {first[:80]}\n  {why}")
+
+
+_DEFINES_FUNCTION = re.compile(r"\bcreate\s+or\s+replace\s+(function|procedure)\b")
+# What a function body must mention to be worth tokenizing (most bodies mention none).
+_BODY_HINT = re.compile(r"\bprogram\b|\bcopy\b|\b(alter|create|drop)\s+(system|database|"
+                        r"tablespace|role|user|group)\b|\b(reassign|drop)\s+owned\b")
+
+
+def _note_hazard(path: Path, piece: Piece, superuser: str, hazards: dict[str, str]) -> None:
+    lower = piece.lower
+    if not (_HOST_CALL.search(lower) or _BODY_HINT.search(lower)
+            or (hazards and any(n in lower for n in hazards))):
+        return
+    toks = piece.toks
+    at = next((i for i, t in enumerate(toks) if t.is_word("function", "procedure")), -1)
+    paren = next((i for i in range(at + 1, len(toks)) if toks[i].value == "("), -1)
+    if at < 0 or paren <= at + 1 or toks[paren - 1].name is None:
+        return
+    name = toks[paren - 1].value
+    for tok in toks[paren:]:
+        if tok.kind not in ("body", "string") or tok.depth:
+            continue
+        found = _block_reason(tok, superuser, 0) or _hazard_call_in(tokens(tok.value), hazards)
+        if found is not None:
+            line = piece.statement.start_line + piece.statement.text.count("\n", 0, tok.start)
+            hazards[name] = (f"It calls {name}() (defined at {path}:{line}), whose body does "
+                             f"what a build may not: {found[1]}")
+            return
+
+
+def _hazard_call(piece: Piece, hazards: dict[str, str]) -> tuple[Token, str] | None:
+    if piece.head[0] in _DECLARING or not any(n in piece.lower for n in hazards):
+        return None
+    found = _hazard_call_in(piece.toks, hazards)
+    if found is not None:
+        return found
+    for tok in piece.toks:  # a DO block's body, or EXECUTE 'SELECT f()' in one
+        if tok.kind in ("body", "string"):
+            inner = _hazard_call_in(tokens(tok.value), hazards)
+            if inner is not None:
+                return tok, inner[1]
+    return None
+
+
+def _hazard_call_in(toks: list[Token], hazards: dict[str, str]) -> tuple[Token, str] | None:
+    for i, tok in enumerate(toks[:-1]):
+        if tok.name in hazards and toks[i + 1].value == "(":
+            return tok, hazards[tok.value]
+    return None
 
 
 _HOST_CALL = re.compile("|".join(sorted(_HOST_FUNCTIONS)))
@@ -215,11 +273,13 @@ def _may_act_on_cluster(piece: Piece) -> bool:
     first, second, _ = piece.head
     if first in ("copy", "do", "reassign") or _HOST_CALL.search(piece.lower):
         return True
-    if first in ("alter", "create", "drop"):
-        return second in ("system", "database", "tablespace", "role", "user", "group", "owned")
+    if first in ("alter", "create", "drop") and second in (
+            "system", "database", "tablespace", "role", "user", "group", "owned"):
+        return True
     if first in ("grant", "revoke", "comment", "security"):
         return "database" in piece.lower or "tablespace" in piece.lower
-    return False
+    return first in ("create", "alter", "import") and second in ("foreign", "server") and (
+        "program" in piece.lower or "filename" in piece.lower)  # file_fdw's options
 
 
 def _cluster_reason(toks: list[Token], superuser: str, depth: int = 0) -> tuple[Token, str] | None:
@@ -271,6 +331,16 @@ def _cluster_reason(toks: list[Token], superuser: str, depth: int = 0) -> tuple[
         if by >= 0 and any(t.value in own for t in toks[by + 1:] if t.kind in ("word", "ident")):
             return head, (f"It acts on everything the plugin's own role ({superuser}) owns. "
                           f"Name the production role instead.")
+    if head.value in ("create", "alter", "import") and any(
+            t.is_word("foreign", "server") for t in toks[1:3]):
+        for i, tok in enumerate(toks[:-1]):
+            if tok.is_word("program", "filename") and tok.depth and toks[i + 1].kind == "string":
+                return tok, (
+                    f"The foreign-data option {tok.value} (file_fdw) "
+                    + ("runs a shell command on the database server, like COPY ... PROGRAM "
+                       "and \\! in psql." if tok.value == "program" else
+                       "reads a file on the database server, like COPY with a file name.")
+                    + " Keep such tables out of the files the set lists.")
     if head.is_word("copy"):
         for i, tok in enumerate(toks):
             if tok.depth == 0 and tok.value in ("from", "to") and tok.kind == "word":

@@ -103,9 +103,10 @@ class RoleBuild:
 
     def check(self) -> None:
         """Read every file and refuse what a build may not run; nothing touches the server."""
+        hazards: dict[str, str] = {}  # functions a later file may call
         for path, origin in self.sources:
             text = read_schema_file(path, origin)
-            refuse_cluster_statements(path, text, self.server.user)
+            refuse_cluster_statements(path, text, self.server.user, hazards)
             use = scan_roles(text)
             self._use.merge(use)
             self._files[path] = _File(path, origin, text, use)
@@ -148,14 +149,18 @@ class RoleBuild:
                     sql.Identifier(self.database)))
             now = _existing(self.admin)
             ours = recorded_roles(self.admin)
-            used = (set(self._use.referenced) | set(self._use.created)
-                    | self._use.created_in_blocks | {s.name for s in self.schema_set.roles}
-                    | {m for s in self.schema_set.roles for m in s.member_of})
+            used = self.used()
             for role in sorted((now - self._before) | (used & now & set(ours))):
                 _record(self.admin, role, ours.get(role, set()) | {self.template})
             self.created = sorted(set(self.created) | (now - self._before))
         finally:
             self._unlock()
+
+    def used(self) -> set[str]:
+        """The roles the set's files and roles key name (the build may change them)."""
+        return (set(self._use.referenced) | set(self._use.created)
+                | self._use.created_in_blocks | {s.name for s in self.schema_set.roles}
+                | {m for s in self.schema_set.roles for m in s.member_of})
 
     def original(self, path: Path) -> str:
         return self._files[path].text
@@ -271,8 +276,9 @@ class RoleBuild:
         """Drop the roles this build created (its database is gone by now)."""
         try:
             made = set(self.created)
-            with contextlib.suppress(psycopg.Error):
-                made |= _existing(self.admin) - self._before
+            if self._locked and self._before:  # else roles never changed: _before is unknown
+                with contextlib.suppress(psycopg.Error):
+                    made |= _existing(self.admin) - self._before
             for role in sorted(made):
                 with contextlib.suppress(psycopg.Error):
                     self.admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(

@@ -23,6 +23,7 @@ from psycopg import sql
 
 from . import dbprops
 from .admin import ServerAdmin
+from .clusterguard import ClusterChangeError, ClusterGuard
 from .config import SchemaSet, Settings
 from .errors import ConfigError
 from .install import InstallTarget, Progress, read_schema_file, run_sql
@@ -204,7 +205,11 @@ class TemplateStore:
             shown = str(self.settings.shown(path))
             return progress.file(shown, index, count, what) if progress is not None else None
 
+        guard = ClusterGuard(admin.conn, admin.server.user, build,
+                             owned=admin.server.kind == ServerKind.EMBEDDED)
+        subject = self._subject(plan)
         try:
+            guard.snapshot(roles.used())  # roles.create() makes roles the build may own
             roles.create()
             for index, path in enumerate(plan.files, 1):
                 run_sql(target, path, roles.text(path), shown=roles.original(path),
@@ -220,12 +225,16 @@ class TemplateStore:
                               text=roles.text(migration.path),
                               shown=roles.original(migration.path),
                               progress=report(migration.path, index, len(pending), "migration"))
+            guard.check(subject)  # dynamic SQL changed the cluster: reverted, and fails
             libraries = self._libraries_of(build)
             roles.record()
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(psycopg.Error):
                 admin.drop(build)
             roles.undo()  # after the database: its objects hold on to the roles
+            changed = guard.revert_after_failure(subject)
+            if changed is not None and isinstance(exc, Exception):  # say both
+                raise ClusterChangeError(f"{changed}\n  The build also failed:\n{exc}") from None
             raise
         finally:
             if progress is not None:
@@ -242,6 +251,12 @@ class TemplateStore:
                 _PROJECT_COMMENT + str(self.settings.root)
                 + (f"\n{_LIBRARIES_LINE}{','.join(sorted(libraries))}" if libraries else ""))))
         admin.event(f"built template {name} set={schema_set.name} before={plan.before}")
+
+    def _subject(self, plan: BuildPlan) -> str:
+        files = ", ".join(str(self.settings.shown(p)) for p in plan.files)
+        if plan.migrations:
+            files += f" and the migrations in {self.settings.shown(plan.schema_set.migrations)}"
+        return f"Building schema set {plan.schema_set.name!r} (files {files})"
 
     def _unrecorded(self, plan: BuildPlan, build: str) -> tuple[list[Migration], list[str]]:
         """The plan's migrations the base files do not already record, and the versions

@@ -70,6 +70,13 @@ REFUSED = {
     "DO $$ BEGIN PERFORM pg_read_file('/etc/passwd'); END $$;": "pg_read_file",
     "DO $$ BEGIN EXECUTE 'COPY (SELECT 1) TO PROGRAM ''true'''; END $$;": "shell command",
     "DO $$ BEGIN ALTER ROLE CURRENT_USER SET work_mem = '1MB'; END $$;": "builds with",
+    # file_fdw runs programs and reads the server's files, as COPY does
+    "CREATE FOREIGN TABLE ft (x text) SERVER files OPTIONS (program 'true');": "shell command",
+    "CREATE FOREIGN TABLE ft (x text) SERVER files OPTIONS (filename '/etc/passwd');":
+        "reads a file on the database server",
+    "ALTER FOREIGN TABLE ft OPTIONS (SET filename '/etc/passwd');": "reads a file",
+    "DO $$ BEGIN EXECUTE 'CREATE FOREIGN TABLE ft (x text) SERVER s "
+    "OPTIONS (program ''true'')'; END $$;": "shell command",
 }
 
 
@@ -102,12 +109,44 @@ ALLOWED = [
     "current_database()); END $$;",
     "COMMENT ON DATABASE CURRENT_DATABASE IS 'the game';",
     "INSERT INTO pg_read_file (a) VALUES (1);",
+    "CREATE FOREIGN TABLE ft (x text) SERVER pg OPTIONS (table_name 'program');",
+    "CREATE TABLE program (filename text);",
 ]
 
 
 @pytest.mark.parametrize("statement", ALLOWED)
 def test_ordinary_statements_pass(statement: str, tmp_path: Path) -> None:
     refuse_cluster_statements(tmp_path / "schema.sql", statement + "\n", "builder")
+
+
+HAZARD = """\
+CREATE FUNCTION public.export_all() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE 'COPY (SELECT 1) TO PROGRAM ' || quote_literal('true');
+END $$;
+COMMENT ON FUNCTION public.export_all() IS 'defining, granting and commenting is fine';
+GRANT EXECUTE ON FUNCTION public.export_all() TO app_user;
+CREATE OR REPLACE FUNCTION wrapper() RETURNS void LANGUAGE sql AS $$ SELECT export_all() $$;
+"""
+
+
+@pytest.mark.parametrize(("call", "defined"), [
+    ("SELECT public.export_all();", "export_all() (defined at {path}:1)"),
+    ("SELECT wrapper();", "wrapper() (defined at {path}:7)"),  # a function calling one
+    ("DO $$ BEGIN PERFORM wrapper(); END $$;", "wrapper()"),
+    ("CREATE TRIGGER t AFTER INSERT ON t EXECUTE FUNCTION export_all();", "export_all()"),
+])
+def test_calling_a_function_whose_body_would_be_refused_is_refused(
+        call: str, defined: str, tmp_path: Path) -> None:
+    path, other = tmp_path / "functions.sql", tmp_path / "calls.sql"
+    hazards: dict[str, str] = {}
+    refuse_cluster_statements(path, HAZARD, "builder", hazards)  # defining it is fine
+    with pytest.raises(SchemaFileError) as info:  # calling it, in a later file too
+        refuse_cluster_statements(other, f"CREATE TABLE t ();\n{call}\n", "builder", hazards)
+    message = str(info.value)
+    assert message.startswith(f"{other}:2: refused before the build ran"), message
+    assert f"It calls {defined.format(path=path)}" in message, message
+    assert "COPY ... PROGRAM runs a shell command" in message
 
 
 @pytest.mark.parametrize("line", ["\\set ON_ERROR_STOP off", "\\unset ON_ERROR_STOP",
