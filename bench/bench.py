@@ -347,8 +347,8 @@ class Bench:
         """The schema check (pytest --schema-check, `schemasync check`, check_set in-process)
         and `schemasync refresh` against a stand-in production holding both sets; fills
         ``result`` as it goes, so that a failure keeps what was measured before it."""
+        from pytest_schemasync.binaries import find_binaries
         from pytest_schemasync.migrations import apply_pending
-        from pytest_schemasync.server import find_binaries
         from pytest_schemasync.standin import OWNER, StandinProduction
 
         shutil.copytree(EXAMPLE, self.example, ignore=shutil.ignore_patterns(

@@ -114,7 +114,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def measure(size: Size, work: Path, prod: object, python: str) -> None:
-    from pytest_schemasync.server import find_binaries
+    from pytest_schemasync.binaries import find_binaries
     from pytest_schemasync.standin import StandinProduction
 
     assert isinstance(prod, StandinProduction)

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import dbprops
+from .binaries import find_binaries
 from .config import OPTIONS, SchemaSet, Settings, build_settings, load_pyproject
 from .errors import ConfigError, DriftError, ProductionError, SchemaSyncError
 from .masking import mask_dsn
 from .scratch import Scratch
-from .server import ServerKind, find_binaries, server_info_from_url
+from .server import ServerKind, server_info_from_url
 
 if TYPE_CHECKING:
     from .check import SetCheck

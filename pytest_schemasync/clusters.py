@@ -22,8 +22,10 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from .binaries import PgBinaries
 from .errors import ConfigError, ServerError
-from .server import EmbeddedCluster, OsUser, PgBinaries, pid_in_file, process_alive
+from .osuser import OsUser
+from .server import EmbeddedCluster, pid_in_file, process_alive
 from .swap import write_atomic
 
 CACHEDIR_TAG = (

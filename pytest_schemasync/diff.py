@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import dbprops
+from .binaries import how_to_get
 from .catalog import DEFAULT_OPTIONS, KINDS, CatalogObject, CatalogOptions, Snapshot
 from .masking import mask_dsn
-from .server import how_to_get
 
 CHANGES: tuple[str, ...] = ("missing", "extra", "changed")
 # "column order" only appears with CatalogOptions(column_order="drift").

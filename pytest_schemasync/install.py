@@ -18,9 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .binaries import wheel_of
 from .errors import ExtensionMissingError, SchemaFileError, SchemaInstallError
 from .masking import mask_secrets
-from .server import ServerInfo, ServerKind, wheel_of
+from .server import ServerInfo, ServerKind
 from .sqltext import (
     MetaCommand,
     blank_restrict_lines,

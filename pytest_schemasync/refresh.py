@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import dbprops
+from .binaries import find_pg_dump, how_to_get
 from .catalog import Snapshot
 from .check import bundled_snapshot, catalog_options, production_snapshot
 from .config import SchemaSet, Settings
@@ -27,7 +28,7 @@ from .masking import mask_secrets
 from .migrations import HistoryRules, history_insert_sql
 from .production import ProductionTarget, resolve_production
 from .roles import keep_set_role_settings
-from .server import ServerInfo, find_pg_dump, how_to_get
+from .server import ServerInfo
 from .sqltext import split_statements
 from .swap import recover, replace_files
 

@@ -14,18 +14,13 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .binaries import PgBinaries, find_binaries
 from .clusters import ClusterLease, acquire_cluster, default_cache_root, ensure_cache_dir
 from .config import Settings
 from .errors import ConfigError, ExtensionMissingError, PostgresNotFoundError, ServerError
 from .masking import mask_dsn
-from .server import (
-    PgBinaries,
-    ServerInfo,
-    find_binaries,
-    reachable_binaries,
-    server_info_from_url,
-    server_os_user,
-)
+from .osuser import reachable_binaries, server_os_user
+from .server import ServerInfo, server_info_from_url
 
 if TYPE_CHECKING:
     import psycopg

@@ -19,15 +19,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from .binaries import find_binaries
 from .install import InstallTarget, read_schema_file, run_sql
-from .server import (
-    EmbeddedCluster,
-    ServerInfo,
-    ServerKind,
-    find_binaries,
-    reachable_binaries,
-    server_os_user,
-)
+from .osuser import reachable_binaries, server_os_user
+from .server import EmbeddedCluster, ServerInfo, ServerKind
 
 OWNER = "app_owner"
 READER = "app_reader"

@@ -25,9 +25,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from pytest_schemasync.binaries import PgBinaries, find_binaries, wheel_of
 from pytest_schemasync.clusters import acquire_cluster
 from pytest_schemasync.errors import PostgresNotFoundError
-from pytest_schemasync.server import PgBinaries, find_binaries, server_os_user, wheel_of
+from pytest_schemasync.osuser import server_os_user
 
 pytest_plugins = ["pytester"]
 

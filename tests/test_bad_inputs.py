@@ -49,8 +49,8 @@ from conftest import (
 )
 from psycopg import sql
 
+from pytest_schemasync.binaries import find_binaries
 from pytest_schemasync.errors import ConfigError, DriftError, ProductionError
-from pytest_schemasync.server import find_binaries
 from pytest_schemasync.standin import OWNER, READER, StandinProduction
 
 SECRET = "Zq9-s3cret-XYZ"  # the stand-ins' password, and in every URL a case passes

@@ -19,8 +19,10 @@ from conftest import (
 )
 from filelock import FileLock
 
+from pytest_schemasync.binaries import find_binaries
 from pytest_schemasync.clusters import acquire_cluster
-from pytest_schemasync.server import find_binaries, process_alive, server_os_user
+from pytest_schemasync.osuser import server_os_user
+from pytest_schemasync.server import process_alive
 
 
 def _clean(project: Path, cache_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

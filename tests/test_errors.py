@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from conftest import make_project, output_of, run_inner
 
-from pytest_schemasync import server as server_module
+from pytest_schemasync import binaries as binaries_module
+from pytest_schemasync.binaries import find_binaries, wheel_bindirs
 from pytest_schemasync.errors import PostgresNotFoundError, SchemaSyncError
 from pytest_schemasync.install import InstallTarget, describe_failure
-from pytest_schemasync.server import ServerInfo, ServerKind, find_binaries, wheel_bindirs
+from pytest_schemasync.server import ServerInfo, ServerKind
 
 MARKER_TEST = """
     from pathlib import Path
@@ -148,8 +149,8 @@ def test_pinned_bindir_without_postgres(pytester: pytest.Pytester, cache_dir: Pa
 def test_no_binaries_anywhere_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     # Nothing on this machine can be uninstalled for the test, so the search finds no
     # candidate directory; the message is what a machine without PostgreSQL shows.
-    monkeypatch.setattr(server_module, "_candidate_bindirs", lambda: [])
-    monkeypatch.setattr(server_module, "wheel_bindirs", lambda: [])
+    monkeypatch.setattr(binaries_module, "_candidate_bindirs", lambda: [])
+    monkeypatch.setattr(binaries_module, "wheel_bindirs", lambda: [])
     with pytest.raises(PostgresNotFoundError) as excinfo:
         find_binaries(None)
     message = str(excinfo.value)

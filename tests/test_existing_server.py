@@ -25,9 +25,11 @@ from conftest import (
     shm_base,
 )
 
+from pytest_schemasync.binaries import find_binaries
 from pytest_schemasync.clusters import acquire_cluster
 from pytest_schemasync.errors import SchemaSyncError
-from pytest_schemasync.server import ServerInfo, find_binaries, server_os_user
+from pytest_schemasync.osuser import server_os_user
+from pytest_schemasync.server import ServerInfo
 
 
 @pytest.fixture

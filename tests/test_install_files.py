@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from conftest import make_project, output_of, run_inner
 
+from pytest_schemasync.binaries import find_binaries
 from pytest_schemasync.clusters import acquire_cluster
 from pytest_schemasync.errors import SchemaInstallError
 from pytest_schemasync.install import InstallTarget, run_sql
-from pytest_schemasync.server import find_binaries, server_os_user
+from pytest_schemasync.osuser import server_os_user
 
 # What `pg_dump --schema-only` plus a data section writes (PostgreSQL 15.14+/17.6+ add the
 # \restrict lines with a random key).

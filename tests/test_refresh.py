@@ -40,8 +40,8 @@ from conftest import (
     suite_major,
 )
 
+from pytest_schemasync.binaries import find_pg_dump
 from pytest_schemasync.refresh import _pg_dump_supports, dump_schema
-from pytest_schemasync.server import find_pg_dump
 from pytest_schemasync.sqltext import split_statements
 from pytest_schemasync.standin import StandinProduction
 from pytest_schemasync.swap import JOURNAL, NEW_SUFFIX, recover, replace_files

@@ -13,7 +13,7 @@ from conftest import make_project, output_of, run_inner
 
 from pytest_schemasync.clusters import _socket_dir
 from pytest_schemasync.errors import SchemaSyncError
-from pytest_schemasync.server import server_os_user
+from pytest_schemasync.osuser import server_os_user
 
 RECORD_TEST = """
     import json

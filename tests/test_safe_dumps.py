@@ -16,9 +16,9 @@ import psycopg
 import pytest
 from conftest import scratch_cache_dir
 
+from pytest_schemasync.binaries import find_pg_dump
 from pytest_schemasync.errors import ProductionError
 from pytest_schemasync.refresh import dump_schema
-from pytest_schemasync.server import find_pg_dump
 from pytest_schemasync.standin import OWNER, StandinProduction
 
 PASSWORD = "Busy-Prod pw/7"

@@ -19,8 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pytest_schemasync.binaries import find_binaries
 from pytest_schemasync.migrations import apply_pending
-from pytest_schemasync.server import find_binaries
 from pytest_schemasync.standin import OWNER, READER, StandinProduction
 
 PROJECT = Path(__file__).resolve().parent.parent
