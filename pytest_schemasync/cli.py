@@ -68,17 +68,23 @@ def _scratch(settings: Settings) -> Scratch:
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    with _scratch(settings) as scratch:
-        # Imported once the server is up: psycopg then loads while it starts (Scratch).
-        from .check import check_sets, write_outputs
+    from .readahead import ReadAhead
 
-        checks = check_sets(scratch.manager, settings, args.set)
-        write_outputs(checks, args.json, args.markdown)
-        for check in checks:
-            print(check.status_line())
-            if check.drift:
-                print(check.text())
-        return DriftError.exit_code if any(c.drift for c in checks) else 0
+    # Production's catalog is read (and the check code imported) while the server starts.
+    ahead = ReadAhead(settings, args.set)
+    try:
+        with _scratch(settings) as scratch:
+            from .check import check_sets, write_outputs
+
+            checks = check_sets(scratch.manager, settings, args.set, ahead=ahead)
+            write_outputs(checks, args.json, args.markdown)
+            for check in checks:
+                print(check.status_line())
+                if check.drift:
+                    print(check.text())
+            return DriftError.exit_code if any(c.drift for c in checks) else 0
+    finally:
+        ahead.close()
 
 
 def _migrations_set(settings: Settings, name: str | None) -> SchemaSet:
