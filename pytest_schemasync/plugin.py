@@ -309,8 +309,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             warnings.warn(SchemaSyncWarning(problem), stacklevel=1)
     except Exception as exc:
         warnings.warn(SchemaSyncWarning(f"cleanup of test databases failed: {exc}"), stacklevel=1)
+    # The server's shutdown overlaps pytest's summary and its end-of-run garbage collection;
+    # pytest_unconfigure (last) waits for it.
+    scratch.begin_close()
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     scratch = config.stash.get(scratch_key, None)
     try:
