@@ -18,7 +18,6 @@ module in ``pytest_configure``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,8 @@ import pytest
 from .plugin import _after_test_transaction, _marker_choice, _marker_role, _or_fail
 
 if TYPE_CHECKING:
+    import asyncio  # noqa: F401  (the stash key's type, below)
+
     import psycopg
 
     from .databases import Database
@@ -40,7 +41,8 @@ except ImportError:  # the asyncio extra is not installed: anyio tests still wor
 
 LOOP_SCOPES = ("function", "class", "module", "package", "session")
 # The event loop a test's async connection was opened in (it must be the test's own loop).
-opened_in_key = pytest.StashKey[asyncio.AbstractEventLoop]()
+# asyncio is imported where a loop runs: a session without async tests does not load it.
+opened_in_key = pytest.StashKey["asyncio.AbstractEventLoop"]()
 
 
 # --- the connections -------------------------------------------------------------------
@@ -94,6 +96,8 @@ async def rolled_back(schemasync: Scratch, request: pytest.FixtureRequest
 
 async def _connect(database: Database, request: pytest.FixtureRequest
                    ) -> psycopg.AsyncConnection[Any]:
+    import asyncio
+
     import psycopg
 
     request.node.stash[opened_in_key] = asyncio.get_running_loop()

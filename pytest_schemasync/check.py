@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -33,6 +33,9 @@ from .migrations import (
 from .production import ProductionTarget, connect_readonly, resolve_production, system_identifier
 from .snapshots import catalog_options
 from .swap import write_atomic
+
+if TYPE_CHECKING:
+    from .readahead import ReadAhead
 
 
 @dataclass
@@ -130,10 +133,13 @@ def bundled_snapshot(manager: DatabaseManager, schema_set: SchemaSet, *,
         manager.template_snapshot(template.name, catalog_options(schema_set)), schema_set)
 
 
-def _refuse_same_server(manager: DatabaseManager, conn: psycopg.Connection[Any],
-                        schema_set: SchemaSet, target: ProductionTarget) -> None:
+def _refuse_same_server(manager: DatabaseManager, conn: psycopg.Connection[Any] | None,
+                        schema_set: SchemaSet, target: ProductionTarget,
+                        theirs: str | None = None) -> None:
+    """Refuse when production is our scratch server: asked on ``conn``, or compared with
+    ``theirs``, production's identifier read ahead (``conn`` None)."""
     ours = manager.server_admin.identifier()
-    if ours is not None and ours == system_identifier(conn):
+    if ours is not None and ours == (system_identifier(conn) if conn is not None else theirs):
         raise ConfigError(
             f"The {target.name or 'database'} URL for set {schema_set.name!r} ({target.masked}) "
             f"points at the same PostgreSQL server that holds the scratch test databases. "
@@ -154,15 +160,20 @@ def refuse_scratch_as_production(manager: DatabaseManager, settings: Settings) -
 def production_snapshot(
     target: ProductionTarget, schema_set: SchemaSet, settings: Settings,
     manager: DatabaseManager | None, *, set_roles_only: bool = True,
+    identifier: list[str | None] | None = None,
 ) -> tuple[Snapshot, list[AppliedMigration] | None]:
     """Production's snapshot (and migration history); with ``set_roles_only`` the role-level
-    settings of the roles the set uses (else every role's, none of them as objects yet)."""
+    settings of the roles the set uses (else every role's, none of them as objects yet).
+    Without a ``manager`` to compare with, production's system identifier is appended to
+    ``identifier`` (if given) for later."""
     from .roles import keep_set_role_settings
 
     conn = connect_readonly(target, settings.connect_timeout)
     try:
         if manager is not None:
             _refuse_same_server(manager, conn, schema_set, target)
+        elif identifier is not None:
+            identifier.append(system_identifier(conn))
         taken = snapshot(conn, catalog_options(schema_set))
         history = (read_history(conn, HistoryRules.of(schema_set).style, denied=ProductionError)
                    if schema_set.migrations is not None else None)
@@ -184,11 +195,36 @@ def production_snapshot(
         conn.close()
 
 
+@dataclass
+class AheadRead:
+    """Production read before the scratch server was up (``readahead.ReadAhead``)."""
+
+    target: ProductionTarget
+    snapshot: Snapshot
+    history: list[AppliedMigration] | None
+    identifier: str | None  # production's system identifier, compared once ours is known
+    started: float  # perf_counter when the read began: the check's timer starts there
+
+
+def read_production_ahead(settings: Settings, schema_set: SchemaSet,
+                          environ: Mapping[str, str] | None = None) -> AheadRead | None:
+    target = resolve_production(settings, schema_set, environ)
+    if target is None:
+        return None
+    started = time.perf_counter()
+    identifier: list[str | None] = []
+    taken, history = production_snapshot(target, schema_set, settings, None,
+                                          identifier=identifier)
+    return AheadRead(target, taken, history, identifier[0] if identifier else None, started)
+
+
 def check_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSet,
               environ: Mapping[str, str] | None = None,
-              target: ProductionTarget | None = None) -> SetCheck | None:
+              target: ProductionTarget | None = None,
+              ahead: Future[AheadRead | None] | None = None) -> SetCheck | None:
     """Compare one set with its production (or with ``target``, a database the user named:
-    ``check --env staging``); None when no production is configured for it."""
+    ``check --env staging``); None when no production is configured for it.
+    ``ahead``: production's read, already started (``schemasync check``)."""
     target = target or resolve_production(settings, schema_set, environ)
     if target is None:
         return None
@@ -196,11 +232,19 @@ def check_set(manager: DatabaseManager, settings: Settings, schema_set: SchemaSe
     manager.server_admin.identifier()  # asked here: the admin connection is not shared below
     # Production is read in a thread while the bundled side is loaded (both mostly wait).
     with ThreadPoolExecutor(1, thread_name_prefix="schemasync-production") as pool:
-        reading = pool.submit(production_snapshot, target, schema_set, settings, manager)
+        reading = ahead or pool.submit(production_snapshot, target, schema_set, settings,
+                                       manager)
         try:
             bundled = bundled_snapshot(manager, schema_set)
         finally:
-            production, history = reading.result()
+            read = reading.result()
+    if isinstance(read, AheadRead) and read.target == target:
+        _refuse_same_server(manager, None, schema_set, target, read.identifier)
+        production, history, started = read.snapshot, read.history, min(started, read.started)
+    elif ahead is not None:  # read ahead for another target (the environment changed)
+        production, history = production_snapshot(target, schema_set, settings, manager)
+    else:
+        production, history = read
     if schema_set.include_roles:
         _add_roles(manager, settings, schema_set, target, bundled, production)
     with paused_gc():  # tens of thousands of live objects: nothing to collect yet
@@ -246,13 +290,16 @@ def _add_roles(manager: DatabaseManager, settings: Settings, schema_set: SchemaS
 
 
 def check_sets(manager: DatabaseManager, settings: Settings, names: list[str] | None = None,
-               environ: Mapping[str, str] | None = None) -> list[SetCheck]:
+               environ: Mapping[str, str] | None = None,
+               ahead: ReadAhead | None = None) -> list[SetCheck]:
     """Check the sets named (each must have a production), or else every set that has one;
-    what ``pytest --schema-check`` and ``schemasync check`` both run."""
+    what ``pytest --schema-check`` and ``schemasync check`` both run. ``ahead``: production
+    reads started before the scratch server (``schemasync check``)."""
     checks = []
     for schema_set in ([settings.schema_set(n) for n in names] if names
                        else settings.sets.values()):
-        check = check_set(manager, settings, schema_set, environ)
+        check = check_set(manager, settings, schema_set, environ,
+                          ahead=ahead.take(schema_set.name) if ahead is not None else None)
         if check is not None:
             checks.append(check)
         elif names:

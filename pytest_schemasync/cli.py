@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -74,20 +76,28 @@ def _scratch(settings: Settings) -> Scratch:
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    with _scratch(settings) as scratch:
-        # Imported once the server is up: psycopg then loads while it starts (Scratch).
-        from .check import check_sets, write_outputs
+    from .readahead import ReadAhead
 
-        if args.env is not None:
-            checks = [_check_environment(scratch.manager, settings, args)]
-        else:
-            checks = check_sets(scratch.manager, settings, args.set)
-        write_outputs(checks, args.json, args.markdown)
-        for check in checks:
-            print(check.status_line())
-            if check.drift:
-                print(check.text())
-        return DriftError.exit_code if any(c.drift for c in checks) else 0
+    # Production's catalog is read (and the check code imported) while the server starts;
+    # an environment named with --env is read once the server is up.
+    ahead = ReadAhead(settings, args.set) if args.env is None else None
+    try:
+        with _scratch(settings) as scratch:
+            from .check import check_sets, write_outputs
+
+            if args.env is not None:
+                checks = [_check_environment(scratch.manager, settings, args)]
+            else:
+                checks = check_sets(scratch.manager, settings, args.set, ahead=ahead)
+            write_outputs(checks, args.json, args.markdown)
+            for check in checks:
+                print(check.status_line())
+                if check.drift:
+                    print(check.text())
+            return DriftError.exit_code if any(c.drift for c in checks) else 0
+    finally:
+        if ahead is not None:
+            ahead.close()
 
 
 def _environment(settings: Settings, args: argparse.Namespace) -> ProductionTarget:
@@ -405,6 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # At exit Python's last garbage collections walk every object still alive (a check
+    # holds two catalog snapshots: 0.1-0.25 s at 2,000 tables); nothing there is garbage.
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler

@@ -196,6 +196,14 @@ class ClusterLease:
                 return
             write_atomic(path, "".join(f"{name}\n" for name in sorted(known | libraries)))
 
+    def begin_release(self) -> None:
+        """Ask the server for its fast shutdown now, without waiting: it runs while the caller
+        finishes up, and ``release`` then waits for it (sending the same signal again)."""
+        pid = self.cluster.running_pid()
+        if pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGINT)
+
     def release(self) -> None:
         try:
             self.cluster.stop()

@@ -201,6 +201,13 @@ class Scratch:
         self._remember_libraries()  # used from the next start: nothing to do before
         return self._manager.close(sweep_session=self.owner)
 
+    def begin_close(self) -> None:
+        """After the last use of the server (its databases closed): its shutdown starts now
+        and overlaps whatever the caller still does; ``close`` waits for it."""
+        if self.lease is not None and self._databases_closed:
+            with contextlib.suppress(Exception):
+                self.lease.begin_release()
+
     def close(self) -> None:
         try:
             with contextlib.suppress(Exception):

@@ -918,6 +918,21 @@ def test_production_on_the_scratch_server_is_refused(pytester: pytest.Pytester,
     assert _ran(marker) == []
 
 
+def test_cli_production_on_the_scratch_server_is_refused(prod: StandinProduction, rich_db: str,
+                                                         cli_project: Path,
+                                                         shared_cache: Path) -> None:
+    """`schemasync check` reads production before the scratch server is up (readahead.py);
+    the two servers are still compared before any result is given."""
+    scratch = prod.url("postgres", OWNER)
+    run = run_cli(cli_project, shared_cache, {ENV: prod.url(rich_db)},
+                  global_args=(f"--schemasync-server-url={scratch}",))
+    assert run.ret == USAGE, run.output
+    assert "points at the same PostgreSQL server that holds the scratch test databases" in \
+        run.err, run.err
+    assert run.json is None and run.markdown is None
+    assert "no drift" not in run.out, run.out
+
+
 # --- 6. where production is configured -------------------------------------------------------
 
 
