@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from .dbprops import LIST_SETTINGS, split_list
 from .errors import SchemaInstallError
 from .names import BUILDING, CLONE, ROLLBACK, TEMPLATE
 from .roles import MARK, ROLES_LOCK
@@ -48,9 +49,6 @@ SELECT
 _FILES = ("SELECT json_agg(json_build_array(sourcefile, name, setting, error) "
           "ORDER BY sourcefile, seqno) FROM pg_catalog.pg_file_settings")
 _AUTO_CONF = "postgresql.auto.conf"
-# Settings whose list items ALTER ROLE ... SET takes as identifiers (GUC_LIST_QUOTE).
-_LIST_SETTINGS = frozenset({"search_path", "temp_tablespaces", "session_preload_libraries",
-                            "shared_preload_libraries", "local_preload_libraries"})
 _ATTRIBUTES = ("SUPERUSER", "INHERIT", "CREATEROLE", "CREATEDB", "LOGIN", "REPLICATION",
                "BYPASSRLS")
 
@@ -449,36 +447,9 @@ def _role_undo(old: list[Any], new: list[Any]) -> list[sql.Composable]:
 def _set(target: sql.Composable, entry: str) -> sql.Composable:
     """``target SET name = value`` from a pg_db_role_setting entry ``name=value``."""
     name, _, value = entry.partition("=")
-    if name in _LIST_SETTINGS:
-        items = [sql.Identifier(item) for item in _list_items(value)]
+    if name in LIST_SETTINGS:
+        items = [sql.Identifier(item) for item in split_list(value)]
         shown: sql.Composable = sql.SQL(", ").join(items) if items else sql.Literal("")
     else:
         shown = sql.Literal(value)
     return sql.SQL("{} SET {} = {}").format(target, sql.Identifier(name), shown)
-
-
-def _list_items(value: str) -> list[str]:
-    """``"$user", public`` -> ["$user", "public"] (GUC list syntax)."""
-    items: list[str] = []
-    current, quoted, i = "", False, 0
-    while i < len(value):
-        char = value[i]
-        if quoted:
-            if char == '"' and value[i + 1:i + 2] == '"':
-                current += '"'
-                i += 1
-            elif char == '"':
-                quoted = False
-            else:
-                current += char
-        elif char == '"':
-            quoted = True
-        elif char == ",":
-            items.append(current.strip())
-            current = ""
-        else:
-            current += char
-        i += 1
-    if current.strip() or items:
-        items.append(current.strip())
-    return items

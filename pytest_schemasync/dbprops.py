@@ -52,9 +52,9 @@ _KEYS: dict[str, tuple[str, int]] = {
 PROVIDERS = {"c": "libc", "i": "icu", "b": "builtin"}
 # Settings whose value is a list that ALTER ... SET must get element by element: one quoted
 # string would be one element (pg_dump keeps the same list, variable_is_guc_list_quote).
-_LIST_SETTINGS = {"search_path", "temp_tablespaces", "session_preload_libraries",
-                  "shared_preload_libraries", "local_preload_libraries",
-                  "unix_socket_directories"}
+LIST_SETTINGS = {"search_path", "temp_tablespaces", "session_preload_libraries",
+                 "shared_preload_libraries", "local_preload_libraries",
+                 "unix_socket_directories"}
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)*$")
 # Server-wide settings that change query results: shown as warnings when the two servers
 # differ (a database-level setting of the same name overrides them, and is drift instead).
@@ -326,7 +326,7 @@ def create_database_sql(name: str, props: DatabaseProps, major: int) -> sql.Comp
     return query
 
 
-def _split_list(value: str) -> list[str]:
+def split_list(value: str) -> list[str]:
     """``"$user", public`` -> ['$user', 'public'] (the server's list syntax)."""
     items, current, quoted, i = [], "", False, 0
     while i < len(value):
@@ -364,7 +364,7 @@ def settings_sql(dbname: str, settings: tuple[tuple[str, str], ...],
                                                              sql.Identifier(dbname)))
     statements = []
     for name, value in settings:
-        values = _split_list(value) if name.lower() in _LIST_SETTINGS else [value]
+        values = split_list(value) if name.lower() in LIST_SETTINGS else [value]
         statements.append(sql.SQL("{} SET {} TO {}").format(
             target, sql.Identifier(name),
             sql.SQL(", ").join(sql.Literal(v) for v in values) if values else sql.Literal("")))

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 import uuid
 from collections.abc import Iterator, Mapping
@@ -19,12 +17,14 @@ from typing import Any
 
 import pytest
 from conftest import (
+    CliResult,
     built_templates,
     cluster_connection,
     database_names,
     header_lines,
     output_of,
     run_inner,
+    run_schemasync,
     scratch_cache_dir,
 )
 
@@ -98,15 +98,9 @@ def _pyproject(root: Path, database: str = "", extra_sets: str = "") -> None:
         f"production-url-env = \"{ENV}\"\n\n{database}\n{extra_sets}", encoding="utf-8")
 
 
-def _cli(root: Path, cache: Path, env: Mapping[str, str], *args: str
-         ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest_schemasync.cli", f"--schemasync-cache-dir={cache}",
-         *args], cwd=root, env={**os.environ, **env}, capture_output=True, text=True,
-        timeout=180)
-    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
-    assert PASSWORD not in proc.stdout + proc.stderr
-    return proc
+def _cli(root: Path, cache: Path, env: Mapping[str, str], *args: str) -> CliResult:
+    return run_schemasync(root, f"--schemasync-cache-dir={cache}", *args,
+                          env={**os.environ, **env}, timeout=180, secrets=(PASSWORD,))
 
 
 def _check(root: Path, cache: Path, url: str) -> tuple[int, dict[str, Any], str, str]:
@@ -359,7 +353,7 @@ def test_bad_database_tables_are_config_errors(tmp_path: Path, table: dict[str, 
 
 
 def test_list_settings_round_trip() -> None:
-    assert dbprops._split_list('"$user", public, "My ""x"" s"') == ["$user", "public",
+    assert dbprops.split_list('"$user", public, "My ""x"" s"') == ["$user", "public",
                                                                     'My "x" s']
     props = dbprops.parse({"settings": {"search_path": '"$user", public', "TimeZone": "UTC",
                                         "statement_timeout": 5000, "jit": False}}, "t")

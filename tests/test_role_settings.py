@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import cluster_connection, output_of, run_inner, scratch_cache_dir
+from conftest import (
+    CliResult,
+    cluster_connection,
+    output_of,
+    run_inner,
+    run_schemasync,
+    scratch_cache_dir,
+)
 
 from pytest_schemasync import dbprops
 from pytest_schemasync.catalog import Snapshot
@@ -99,15 +104,9 @@ def _pyproject(root: Path, database: str = "", *, schema: str = SCHEMA + GRANTS,
         f"production-url-env = \"{ENV}\"\n{set_keys}\n{database}", encoding="utf-8")
 
 
-def _cli(root: Path, cache: Path, env: Mapping[str, str], *args: str
-         ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest_schemasync.cli", f"--schemasync-cache-dir={cache}",
-         *args], cwd=root, env={**os.environ, **env}, capture_output=True, text=True,
-        timeout=180)
-    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
-    assert PASSWORD not in proc.stdout + proc.stderr
-    return proc
+def _cli(root: Path, cache: Path, env: Mapping[str, str], *args: str) -> CliResult:
+    return run_schemasync(root, f"--schemasync-cache-dir={cache}", *args,
+                          env={**os.environ, **env}, timeout=180, secrets=(PASSWORD,))
 
 
 def _check(root: Path, cache: Path, url: str) -> tuple[int, dict[str, Any], str]:
