@@ -15,6 +15,7 @@ from . import dbprops
 from .binaries import find_binaries
 from .config import OPTIONS, SchemaSet, Settings, build_settings, load_pyproject
 from .errors import ConfigError, DriftError, ProductionError, SchemaSyncError
+from .lazyimport import ensure_imported
 from .masking import mask_dsn
 from .scratch import Scratch
 from .server import ServerKind, server_info_from_url
@@ -83,6 +84,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     ahead = ReadAhead(settings, args.set) if args.env is None else None
     try:
         with _scratch(settings) as scratch:
+            ensure_imported(f"{__package__}.check")  # the read-ahead thread imports it too
             from .check import check_sets, write_outputs
 
             if args.env is not None:

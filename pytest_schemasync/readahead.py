@@ -19,6 +19,7 @@ from typing import Any
 
 from .config import SchemaSet, Settings
 from .errors import ConfigError
+from .lazyimport import ensure_imported
 
 
 class ReadAhead:
@@ -46,6 +47,7 @@ class ReadAhead:
             if not future.set_running_or_notify_cancel():
                 continue
             try:
+                ensure_imported(f"{__package__}.check")  # the main thread imports too
                 from .check import read_production_ahead
 
                 future.set_result(read_production_ahead(settings, schema_set, environ))

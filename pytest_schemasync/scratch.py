@@ -8,7 +8,6 @@ cleans up; xdist workers attach to the owner's server with the ``ServerInfo`` it
 from __future__ import annotations
 
 import contextlib
-import importlib
 import secrets
 import threading
 from pathlib import Path
@@ -18,6 +17,7 @@ from .binaries import PgBinaries, find_binaries
 from .clusters import ClusterLease, acquire_cluster, default_cache_root, ensure_cache_dir
 from .config import Settings
 from .errors import ConfigError, ExtensionMissingError, PostgresNotFoundError, ServerError
+from .lazyimport import ensure_imported
 from .masking import mask_dsn
 from .osuser import reachable_binaries, server_os_user
 from .server import ServerInfo, server_info_from_url
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 
 def _server_version(info: ServerInfo) -> str:
+    ensure_imported("psycopg")  # psycopg may be loading on another thread (readahead)
     import psycopg
 
     try:
@@ -55,7 +56,7 @@ def _check_major(server: ServerInfo, wanted: int | None) -> None:
 
 def _import_client() -> None:
     with contextlib.suppress(Exception):  # an import error shows where it is used
-        importlib.import_module(".databases", __package__)
+        ensure_imported(f"{__package__}.databases")
 
 
 class Scratch:
@@ -115,6 +116,7 @@ class Scratch:
         self.psql = psql
         with contextlib.suppress(OSError, ConfigError):  # only for the event log here
             ensure_cache_dir(self.cache_root)
+        ensure_imported(f"{__package__}.databases")  # may be loading on another thread
         from .databases import DatabaseManager
 
         self._manager = DatabaseManager(

@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 from .binaries import PgBinaries
 from .errors import ConfigError, ServerError
+from .lazyimport import ensure_imported
 from .masking import mask_dsn
 from .osuser import OsUser, check_reachable
 
@@ -85,7 +86,8 @@ class ServerInfo:
         }
         if self.password:
             kwargs["password"] = self.password
-        from psycopg.conninfo import make_conninfo  # psycopg loads while the server starts
+        ensure_imported("psycopg")  # psycopg may be loading on another thread
+        from psycopg.conninfo import make_conninfo
 
         return make_conninfo(**kwargs)
 
@@ -160,6 +162,7 @@ def server_info_from_url(url: str, kind: ServerKind = ServerKind.EXISTING) -> Se
             "A server URL has an unencoded '@' in its user or password. Percent-encode it "
             f"(@ is %40). {example}"
         )
+    ensure_imported("psycopg")  # psycopg may be loading on another thread
     from psycopg.conninfo import conninfo_to_dict
 
     try:
