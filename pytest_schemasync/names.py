@@ -17,6 +17,7 @@ CLONE = "ssc"
 
 LOCK_NAMESPACE = 0x5353  # "SS"
 MIGRATE_LOCK = 0x4D494752  # "MIGR": second key of the lock `schemasync migrate` holds
+BUILD_LOCK = 0x4255494C  # "BUIL": held for the whole of a template build, one at a time
 
 
 def sql_literal(value: str) -> str:

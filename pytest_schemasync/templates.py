@@ -36,7 +36,7 @@ from .migrations import (
     select_before,
     unrecorded,
 )
-from .names import BUILDING, TEMPLATE, lock_key
+from .names import BUILD_LOCK, BUILDING, TEMPLATE, lock_key
 from .progress import BuildProgress
 from .roles import RoleBuild
 from .server import ServerKind
@@ -208,37 +208,42 @@ class TemplateStore:
         guard = ClusterGuard(admin.conn, admin.server.user, build,
                              owned=admin.server.kind == ServerKind.EMBEDDED)
         subject = self._subject(plan)
-        try:
-            guard.snapshot(roles.used())  # roles.create() makes roles the build may own
-            roles.create()
-            for index, path in enumerate(plan.files, 1):
-                run_sql(target, path, roles.text(path), shown=roles.original(path),
-                        set_name=schema_set.name, origin=schema_set.origin(path),
-                        progress=report(path, index, len(plan.files)))
-            pending, known = self._unrecorded(plan, build)
-            for index, migration in enumerate(pending, 1):
-                run_migration(target, migration, applied_by="pytest-schemasync",
-                              script_path=str(self.settings.shown(migration.path)),
-                              rules=HistoryRules.of(schema_set), known=known,
-                              set_name=schema_set.name,
-                              origin=f"migrations folder {schema_set.migrations}",
-                              text=roles.text(migration.path),
-                              shown=roles.original(migration.path),
-                              progress=report(migration.path, index, len(pending), "migration"))
-            guard.check(subject)  # dynamic SQL changed the cluster: reverted, and fails
-            libraries = self._libraries_of(build)
-            roles.record()
-        except BaseException as exc:
-            with contextlib.suppress(psycopg.Error):
-                admin.drop(build)
-            roles.undo()  # after the database: its objects hold on to the roles
-            changed = guard.revert_after_failure(subject)
-            if changed is not None and isinstance(exc, Exception):  # say both
-                raise ClusterChangeError(f"{changed}\n  The build also failed:\n{exc}") from None
-            raise
-        finally:
-            if progress is not None:
-                progress.finish()
+        # Builds on one server take turns: each compares the cluster's global state before
+        # and after itself (clusterguard), so another build's changes meanwhile would look
+        # like its own. Taken inside the template's own lock (ensure), never around one.
+        with admin.advisory(BUILD_LOCK):
+            try:
+                guard.snapshot(roles.used())  # roles.create() makes roles the build may own
+                roles.create()
+                for index, path in enumerate(plan.files, 1):
+                    run_sql(target, path, roles.text(path), shown=roles.original(path),
+                            set_name=schema_set.name, origin=schema_set.origin(path),
+                            progress=report(path, index, len(plan.files)))
+                pending, known = self._unrecorded(plan, build)
+                for index, migration in enumerate(pending, 1):
+                    run_migration(target, migration, applied_by="pytest-schemasync",
+                                  script_path=str(self.settings.shown(migration.path)),
+                                  rules=HistoryRules.of(schema_set), known=known,
+                                  set_name=schema_set.name,
+                                  origin=f"migrations folder {schema_set.migrations}",
+                                  text=roles.text(migration.path),
+                                  shown=roles.original(migration.path),
+                                  progress=report(migration.path, index, len(pending), "migration"))
+                guard.check(subject)  # dynamic SQL changed the cluster: reverted, and fails
+                libraries = self._libraries_of(build)
+                roles.record()
+            except BaseException as exc:
+                with contextlib.suppress(psycopg.Error):
+                    admin.drop(build)
+                roles.undo()  # after the database: its objects hold on to the roles
+                changed = guard.revert_after_failure(subject)
+                if changed is not None and isinstance(exc, Exception):  # say both
+                    raise ClusterChangeError(
+                        f"{changed}\n  The build also failed:\n{exc}") from None
+                raise
+            finally:
+                if progress is not None:
+                    progress.finish()
         self.roles_created[schema_set.name] = roles.created
         admin.drop(name)
         admin.conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}")

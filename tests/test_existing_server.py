@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,3 +203,53 @@ def test_clean_drops_only_this_projects_templates_there(pytester: pytest.Pyteste
         [sys.executable, "-m", "pytest_schemasync.cli", f"--schemasync-server-url={url}", "clean",
          "--all"], cwd=pytester.path, capture_output=True, text=True, timeout=120)
     assert refused.returncode != 0 and "clean --all" in refused.stderr
+
+
+def _role_project(root: Path, schema: str, roles: str = "") -> None:
+    root.mkdir(exist_ok=True)
+    (root / "schema.sql").write_text(schema)
+    (root / "pyproject.toml").write_text(
+        f'[tool.schemasync.sets.main]\nfiles = ["schema.sql"]\n{roles}')
+    (root / "test_it.py").write_text("def test_it(db):\n    pass\n")
+
+
+def _session(root: Path, server: ServerInfo, cache: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+         f"--schemasync-cache-dir={cache}", f"--schemasync-server-url={server.url()}"],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_builds_of_two_projects_on_one_server_take_turns(tmp_path: Path,
+                                                         existing_server: ServerInfo) -> None:
+    """Each build compares the cluster's global state before and after (clusterguard). A
+    second project's build that changes a role of its own meanwhile must not be taken for
+    the first build's doing (and reverted): builds on one server take turns."""
+    slow, fast = tmp_path / "slow", tmp_path / "fast"
+    _role_project(slow, "CREATE TABLE a (id int);\nSELECT pg_sleep(4);\n")
+    grant = "CREATE TABLE b (id int);\nGRANT SELECT ON b TO turn_role;\n"
+    _role_project(fast, grant, 'roles = [{ name = "turn_role" }]\n')
+    first = _session(fast, existing_server, tmp_path / "cache-fast")
+    assert first.wait(timeout=180) == 0, first.communicate()[0]
+    # Now the fast project's next build changes its role (LOGIN), while the slow one builds.
+    _role_project(fast, grant, 'roles = [{ name = "turn_role", login = true }]\n')
+    slow_run = _session(slow, existing_server, tmp_path / "cache-slow")
+    try:
+        with psycopg.connect(existing_server.conninfo(), autocommit=True) as conn:
+            for _ in range(600):
+                if any(n.startswith("ssb_") for n in database_names(conn)):
+                    break  # the slow build is under way
+                assert slow_run.poll() is None, slow_run.communicate()[0]
+                time.sleep(0.05)
+        fast_run = _session(fast, existing_server, tmp_path / "cache-fast")
+        fast_out = fast_run.communicate(timeout=180)[0]
+        slow_out = slow_run.communicate(timeout=180)[0]
+    finally:
+        for proc in (slow_run,):
+            if proc.poll() is None:
+                proc.kill()
+    assert slow_run.returncode == 0, slow_out
+    assert fast_run.returncode == 0, fast_out
+    with psycopg.connect(existing_server.conninfo(), autocommit=True) as conn:
+        row = conn.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'turn_role'")
+        assert row.fetchone() == (True,)
