@@ -158,9 +158,7 @@ class RoleBuild:
 
     def used(self) -> set[str]:
         """The roles the set's files and roles key name (the build may change them)."""
-        return (set(self._use.referenced) | set(self._use.created)
-                | self._use.created_in_blocks | {s.name for s in self.schema_set.roles}
-                | {m for s in self.schema_set.roles for m in s.member_of})
+        return _named(self._use, self.schema_set)
 
     def original(self, path: Path) -> str:
         return self._files[path].text
@@ -486,10 +484,19 @@ def set_roles(schema_set: SchemaSet, texts: Mapping[Path, str] | None = None) ->
             scan_roles(texts[path], use)
         elif path.is_file():
             scan_roles(read_schema_file(path, schema_set.origin(path), scan=False), use)
-    names = set(use.referenced) | set(use.created) | use.created_in_blocks
-    names |= {s.name for s in schema_set.roles} | {m for s in schema_set.roles
-                                                   for m in s.member_of}
-    return names - {PRODUCTION_SUPERUSER}
+    return _named(use, schema_set) - {PRODUCTION_SUPERUSER}
+
+
+def _declared(schema_set: SchemaSet) -> set[str]:
+    """The roles a set's ``roles`` key names, and the roles they are members of."""
+    return {s.name for s in schema_set.roles} | {m for s in schema_set.roles
+                                                 for m in s.member_of}
+
+
+def _named(use: RoleUse, schema_set: SchemaSet) -> set[str]:
+    """The roles files (as scanned into ``use``) and the set's ``roles`` key name."""
+    return (set(use.referenced) | set(use.created) | use.created_in_blocks
+            | _declared(schema_set))
 
 
 def keep_set_role_settings(snap: Snapshot, schema_set: SchemaSet,
@@ -504,8 +511,7 @@ def keep_set_role_settings(snap: Snapshot, schema_set: SchemaSet,
     from .dbprops import role_setting_objects
 
     found = {role for role, _ in snap.database.role_settings}
-    declared = {s.name for s in schema_set.roles} | {m for s in schema_set.roles
-                                                     for m in s.member_of}
+    declared = _declared(schema_set)
     used = found & declared if found <= declared else found & set_roles(schema_set, texts)
     used.discard(PRODUCTION_SUPERUSER)
     kept = replace(snap.database, role_settings=tuple(
