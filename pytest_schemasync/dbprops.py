@@ -473,7 +473,8 @@ def read_role_settings(conn: psycopg.Connection[Any], roles: tuple[str, ...] | N
                        dbname: str | None = None
                        ) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
     """What a session of each role (None: every role) gets in ``dbname`` (default: the
-    connection's database): its role-wide rows, overridden by its rows for that database."""
+    connection's database): its role-wide rows, overridden by its rows for that database.
+    (``roles.role_statement`` applies the same rule in SQL, inside a test's transaction.)"""
     name = "pg_catalog.current_database()" if dbname is None else "%(dbname)s"
     which = "TRUE" if roles is None else "r.rolname = ANY(%(roles)s::pg_catalog.text[])"
     params = {**({"roles": list(roles)} if roles is not None else {}),

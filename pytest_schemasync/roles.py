@@ -348,6 +348,7 @@ def drop_unused_roles(conn: psycopg.Connection[Any]) -> tuple[list[str], list[st
 # SET ROLE does not apply the role's settings (only a login does): the role's settings in
 # this database (ALTER ROLE r [IN DATABASE d] SET, the database's row winning) are set LOCAL
 # first, as the superuser (a superuser-only setting could not be set after SET ROLE).
+# The same rule as dbprops.read_role_settings, in SQL: it rides in the test's round trip.
 _ROLE_SETTINGS_LOCAL = """SELECT pg_catalog.set_config(x.name, x.value, true) FROM (
 SELECT DISTINCT ON (pg_catalog.lower(pg_catalog.split_part(c, '=', 1)))
        pg_catalog.split_part(c, '=', 1) AS name,
